@@ -1,0 +1,322 @@
+"""Typed configuration: dataclasses, presets, YAML round trip and dotted overrides.
+
+A `Config` is a tree of small dataclasses. It is built from a preset name or a YAML file,
+then adjusted with `key.sub=value` overrides. Unknown keys and values of the wrong type are
+errors that name the key, raised before any work starts.
+
+    cfg = load_config("tiny_cpu", ["optim.lr_video=1e-3", "train.run_dir=runs/x"])
+    save_config(cfg, "runs/x/config.yaml"); assert load_config("runs/x/config.yaml") == cfg
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+RELATIONS = ("same_timestamp", "overlapped", "adjacent", "random", "far_apart",
+             "v_far_a_same", "v_same_a_far")
+
+
+class ConfigError(ValueError):
+    """A config key or value is wrong; the message names the key and says what would fix it."""
+
+
+@dataclass
+class ModelConfig:
+    video_depth: int = 18            # R(2+1)D depth: 10, 18 or 34
+    video_width: float = 1.0         # channel multiplier on (64, 128, 256, 512)
+    audio_depth: int = 18            # 2D ResNet depth (the original asserts 18)
+    audio_width: float = 1.0
+    proj_dim: int = 2048             # projector hidden and output width (z dim)
+    proj_layers: int = 3             # 2 or 3 (spec §2.3)
+    pred_hidden: int = 512           # predictor bottleneck (spec §2.4)
+    pre_norm: bool = False           # L2-normalise z before the predictor and as target (spec §4)
+
+
+@dataclass
+class LossConfig:
+    intra: bool = True               # "joint": Lv1v2, La1a2
+    sync: bool = True                # "cm":    Lv1a1, Lv2a2
+    asynchronous: bool = True        # "ctcm":  Lv1a2, La1v2
+    vid_coeff: float = 1.0
+    aud_coeff: float = 1.0
+    cm_coeff: float = 1.0
+    ct_coeff: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""               # CSV manifest (data_manifests/README.md); "" = none
+    root: str = ""                   # media root; "" = the manifest's directory
+    split: str = "train"             # manifest rows whose split equals this ("" = all rows)
+    relation: str = "overlapped"     # one of RELATIONS (spec §5.2)
+    centred: bool = False            # centre the video window in the audio window (spec §11.B1)
+    video_fps: float = 16.0
+    video_duration: float = 0.5      # seconds per view (8 frames at 16 fps)
+    audio_duration: float = 2.0      # seconds per view
+    audio_rate: int = 16000
+    decode_short_side: int = 128     # frames resized so the short side is this (0 = native)
+    decode_size: tuple = (128, 170)  # (H, W) the worker centre-crops to, so batches stack
+    clips_per_video: int = 5         # an epoch visits every video this many times (spec §5)
+    short_clip_policy: str = "pad"   # "pad" (repeat last frame / zero audio) or "skip"
+    no_audio_policy: str = "skip"    # "skip" or "silence"
+    max_retries: int = 10            # corrupt file: try up to this many other items, then raise
+    num_workers: int = 2
+    prefetch_factor: int = 2
+
+
+@dataclass
+class VideoAugConfig:
+    crop_size: int = 112
+    crop_scale: tuple = (0.08, 1.0)
+    crop_ratio: tuple = (0.75, 4.0 / 3.0)
+    flip_p: float = 0.5
+    jitter: tuple = (0.4, 0.4, 0.4, 0.2)   # brightness, contrast, saturation, hue
+    jitter_p: float = 1.0            # the release always jitters (spec §11.B6)
+    gray_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple = (0.1, 2.0)
+    legacy_blur: bool = False        # the release's fixed anisotropic sigma (0.1, 2.0) (§11.B4)
+    cutout_p: float = 1.0
+    cutout_max: int = 20
+    legacy_cutout: bool = False      # the release's multiply-by-mean cutout (§11.B5)
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class AudioAugConfig:
+    n_fft: int = 1024
+    hop: int = 160
+    n_mels: int = 80
+    volume: float = 0.2              # waveform gain ~ U(1-v, 1+v)
+    freq_masks: int = 2
+    freq_mask_width: int = 10        # widths drawn from [0, width)
+    time_masks: int = 2
+    time_mask_width: int = 20
+    resize_crop: bool = True         # BYOL-A random resize-crop
+    resize_crop_scale: tuple = (0.6, 1.5)
+    time_warp: bool = False
+    time_warp_window: int = 20
+
+
+@dataclass
+class AugConfig:
+    video: VideoAugConfig = field(default_factory=VideoAugConfig)
+    audio: AudioAugConfig = field(default_factory=AudioAugConfig)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "larc_adam"          # "larc_adam" (the release) or "adamw" (BN/bias excluded)
+    batch_size: int = 2048           # global, over all ranks
+    epochs: int = 100
+    max_steps: int = 0               # stop after this many steps (0 = epochs decide)
+    warmup_epochs: float = 2.0
+    video_lr: float = 2e-4
+    audio_lr: float = 2e-4
+    video_pred_lr: float = 2e-3
+    audio_pred_lr: float = 2e-3
+    final_lr: float = 1e-4           # cosine ends here, not at 0 (spec §11.C4)
+    weight_decay: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    larc_trust: float = 1e-3
+    larc_clip: bool = True
+    legacy_lr_offset: bool = False   # the release's off-by-one schedule (spec §11.C1)
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"             # "auto", "cpu", "cuda"
+    amp: str = "auto"                # "auto" (bf16 on GPU, off on CPU), "bf16", "fp16", "none"
+    sync_bn: bool = True
+    channels_last: bool = True       # channels_last_3d for the video encoder on GPU
+    compile: bool = False
+    checkpoint_every: int = 200      # steps; also at every epoch end
+    log_every: int = 10              # steps between host syncs for loss logging
+    export_at_end: bool = True       # vid_/aud_ backbones in the released format
+    progress: bool = True            # tqdm bar on rank 0
+    tensorboard: bool = True         # when tensorboard is installed
+
+
+@dataclass
+class Config:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        """Check values that types alone cannot; raise ConfigError naming the key."""
+        checks = [
+            ("data.relation", self.data.relation in RELATIONS, f"one of {RELATIONS}"),
+            ("model.proj_layers", self.model.proj_layers in (2, 3), "2 or 3"),
+            ("model.video_depth", self.model.video_depth in (10, 18, 34), "10, 18 or 34"),
+            ("model.audio_depth", self.model.audio_depth == 18, "18 (the original allows only 18)"),
+            ("loss", self.loss.intra or self.loss.sync or self.loss.asynchronous,
+             "at least one of loss.intra / loss.sync / loss.asynchronous true"),
+            ("optim.name", self.optim.name in ("larc_adam", "adamw"), "'larc_adam' or 'adamw'"),
+            ("optim.batch_size", self.optim.batch_size > 0, "a positive global batch size"),
+            ("train.amp", self.train.amp in ("auto", "bf16", "fp16", "none"),
+             "'auto', 'bf16', 'fp16' or 'none'"),
+            ("train.device", self.train.device in ("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
+            ("data.short_clip_policy", self.data.short_clip_policy in ("pad", "skip"), "'pad' or 'skip'"),
+            ("data.no_audio_policy", self.data.no_audio_policy in ("skip", "silence"),
+             "'skip' or 'silence'"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"config key '{key}' has an invalid value; expected {expected}")
+        return self
+
+
+# ----------------------------------------------------------------------------- presets
+
+def _paper(name: str, **data) -> Config:
+    """The released K400 config (spec §7); per-dataset values the paper does not state reuse it."""
+    cfg = Config(name=name)
+    for k, v in data.items():
+        setattr(cfg.data, k, v)
+    return cfg
+
+
+def _tiny_cpu() -> Config:
+    """A small model and short run for the embedded demo on 2 CPU cores (not the paper's values)."""
+    cfg = Config(name="tiny_cpu")
+    cfg.model = ModelConfig(video_depth=10, video_width=0.25, audio_width=0.25,
+                            proj_dim=256, proj_layers=2, pred_hidden=64)
+    cfg.data.decode_short_side = 48
+    cfg.data.decode_size = (48, 48)
+    cfg.data.clips_per_video = 2
+    cfg.data.num_workers = 1
+    cfg.aug.video.crop_size = 40
+    cfg.aug.video.blur_p = 0.0
+    cfg.aug.audio.n_mels = 40
+    cfg.aug.audio.n_fft = 512
+    cfg.optim = OptimConfig(batch_size=64, epochs=6, warmup_epochs=1.0, video_lr=2e-3, audio_lr=2e-3,
+                            video_pred_lr=2e-2, audio_pred_lr=2e-2, final_lr=2e-4)
+    cfg.train = TrainConfig(run_dir="runs/tiny_cpu", sync_bn=False, checkpoint_every=50,
+                            log_every=5)
+    return cfg
+
+
+PRESETS = {
+    # K400: spec §7 (released crisscross.yaml), 100 epochs, global batch 2048.
+    "paper_kinetics400": lambda: _paper("paper_kinetics400"),
+    # Kinetics-Sound: the paper's epoch count is unknown (spec §13); the K400 release values are used.
+    "paper_kinetics_sound": lambda: _paper("paper_kinetics_sound"),
+    # AudioSet: the paper's epoch count is unknown (spec §13); the K400 release values are used.
+    "paper_audioset": lambda: _paper("paper_audioset"),
+    "tiny_cpu": _tiny_cpu,
+}
+
+
+# ----------------------------------------------------------------------------- dict <-> dataclass
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict (tuples become lists) for YAML and JSON."""
+    def conv(x):
+        if is_dataclass(x):
+            return {f.name: conv(getattr(x, f.name)) for f in fields(x)}
+        if isinstance(x, tuple):
+            return [conv(v) for v in x]
+        return x
+    return conv(cfg)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Convert `value` to the type of the field `key`, or raise ConfigError naming the key."""
+    if is_dataclass(default):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return from_dict(type(default), value, prefix=key + ".")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and len(value) == len(default):
+            return tuple(_coerce(f"{key}[{i}]", v, d) for i, (v, d) in enumerate(zip(value, default)))
+    raise ConfigError(f"config key '{key}' expects {type(default).__name__} "
+                      f"like {default!r}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys are errors naming the key."""
+    obj = cls()
+    names = {f.name for f in fields(cls)}
+    for key, value in (data or {}).items():
+        if key not in names:
+            close = [n for n in names if n.startswith(key[:3])]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}; "
+                              f"valid keys: {sorted(names)}")
+        setattr(obj, key, _coerce(prefix + key, value, getattr(obj, key)))
+    return obj
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply `a.b=value` strings (value parsed as YAML) in place; unknown keys raise ConfigError."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node, parts = cfg, key.strip().split(".")
+        for i, part in enumerate(parts):
+            if not is_dataclass(node) or part not in {f.name for f in fields(node)}:
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override {item!r}")
+            if i == len(parts) - 1:
+                setattr(node, part, _coerce(key, value, getattr(node, part)))
+            else:
+                node = getattr(node, part)
+    return cfg
+
+
+def load_config(source: str | Path | Config = "tiny_cpu", overrides: Optional[list[str]] = None) -> Config:
+    """A preset name, a YAML path or a Config, plus overrides; validated."""
+    if isinstance(source, Config):
+        cfg = from_dict(Config, to_dict(source))
+    elif str(source) in PRESETS:
+        cfg = PRESETS[str(source)]()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"config {str(source)!r} is neither a preset ({sorted(PRESETS)}) "
+                              f"nor an existing YAML file")
+        with open(path) as f:
+            cfg = from_dict(Config, yaml.safe_load(f) or {})
+    return apply_overrides(cfg, overrides or []).validate()
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write `cfg` as YAML (atomically: temp file then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tmp.replace(path)
