@@ -1,0 +1,48 @@
+"""`crisscross <command>`: one command line over the kit's modules.
+
+Each subcommand lives in its own module, which provides `add_arguments(parser)` and
+`run(args) -> int`; modules are imported only when their command runs, so a missing optional
+extra (faiss, submitit, ...) only affects the commands that need it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "pretrain": ("crisscross_core.train", "pretrain CrissCross (train(cfg)); resumes from run_dir"),
+    "demo": ("crisscross_core.demo", "build the embedded demo data, pretrain tiny_cpu, evaluate, report"),
+    "manifest": ("crisscross_core.data.cli", "build / validate dataset manifests"),
+    "prepare": ("crisscross_core.data.prepare_cli", "transcode a dataset for fast decoding"),
+    "evaluate": ("crisscross_core.evaluate.cli", "run a downstream protocol and write its JSON"),
+    "submit": ("crisscross_core.launch", "submit pretraining to Slurm (or locally) with submitit"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="crisscross", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    cmd = argparse.ArgumentParser(prog=f"crisscross {name}", description=COMMANDS[name][1])
+    module.add_arguments(cmd)
+    args = cmd.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except Exception as exc:  # a clean one-line error for expected failures
+        from .config import ConfigError
+        if isinstance(exc, (ConfigError, FileNotFoundError)):
+            print(f"crisscross {name}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Distributed plumbing: process group from the environment, rank-aware helpers, sync BN on any device.
+
+The environment decides: torchrun and submitit (after ``TorchDistributedEnvironment().export()``)
+set RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; without them we run as one process.
+nccl on GPU, gloo on CPU.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Join the process group described by the environment (if any) and pick the device."""
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is visible; use train.device=cpu")
+    dev = torch.device("cuda", local % max(1, torch.cuda.device_count())) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+    return DistInfo(rank, world, local, dev)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Mean of `t` over ranks (a copy; no-op for one process)."""
+    if not info.enabled:
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t / info.world_size
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's `obj` on every rank."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are pooled over all ranks, on any device and backend.
+
+    torch's SyncBatchNorm needs CUDA; this one uses a differentiable all-reduce of per-channel
+    sum, sum of squares and count, so gloo/CPU runs see the statistics of the global batch
+    (the same as one process with the whole batch). Input ``[B, C, *]``.
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {x.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size() > 1):
+            return super().forward(x)
+        dims = [0] + list(range(2, x.dim()))
+        xf = x.float()
+        count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
+        stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
+        stats = differentiable_all_reduce(stats)
+        c = x.shape[1]
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = stats[c:2 * c] / n - mean * mean
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean.detach() * m)
+                self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1) * m)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y.to(x.dtype)
+
+
+def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """All BN layers synchronised across ranks: torch's SyncBatchNorm on CUDA, ours elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        out = AllReduceBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                                 module.track_running_stats)
+        out.load_state_dict(module.state_dict())
+    for name, child in module.named_children():
+        out.add_module(name, convert_sync_batchnorm(child, device))
+    return out
