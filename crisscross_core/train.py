@@ -1,0 +1,352 @@
+"""`train(cfg)`: the one CrissCross pretraining entry point for notebooks, torchrun and submitit.
+
+Read top to bottom: set up (config, process group, run dir) → data → model → optimiser → resume
+from `<run_dir>/checkpoint.pt` if it exists → the loop (batched augmentation on the training
+device, four encoder passes, six loss terms, LARC-Adam step) → periodic metrics and atomic
+checkpoints → export of the backbones in the released format.
+
+The environment decides the distribution (see distributed.py); nothing here is special to a
+launcher. Resume is unconditional, so a requeued or restarted job needs no flag.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+import traceback
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed as D
+from .checkpoint import atomic_save, export_backbone, safe_load
+from .config import Config, ConfigError, load_config, save_config, to_dict
+from .data.datasets import PretrainDataset
+from .data.pipeline import TrainTransform
+from .loader import CudaPrefetcher, GlobalBatchSampler, build_loader
+from .losses import crisscross_loss
+from .models.crisscross import CrissCross
+from .optim import LRSchedule, build_optimizer
+
+COLLAPSE_STD = 0.1  # warn when std(normalised z)·sqrt(d) falls below this (healthy ≈ 1)
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+
+def _check_data(cfg: Config) -> None:
+    """Fail before any work if the data config cannot work."""
+    if not cfg.data.manifest:
+        raise ConfigError("config key 'data.manifest' is empty; build one with "
+                          "`crisscross manifest build ...` or run `crisscross demo`")
+    if not Path(cfg.data.manifest).is_file():
+        raise ConfigError(f"config key 'data.manifest' points to {cfg.data.manifest!r}, "
+                          "which does not exist")
+
+
+def _amp(cfg: Config, device: torch.device):
+    """(autocast context factory, GradScaler or None) for train.amp."""
+    mode = cfg.train.amp
+    if mode == "auto":
+        mode = "bf16" if device.type == "cuda" else "none"
+    if mode == "none":
+        return nullcontext, None
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+             "python": repr(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """Drop step records logged after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if rec.get("step", -1) <= last_step:
+            keep.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    tmp.replace(path)
+
+
+def _find_checkpoint(run_dir: Path) -> Path | None:
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Atomic write; the previous checkpoint is kept as checkpoint.prev.pt until the new one lands."""
+    path = run_dir / "checkpoint.pt"
+    if path.exists():
+        os.replace(path, run_dir / "checkpoint.prev.pt")
+    atomic_save(state, path)
+
+
+# ----------------------------------------------------------------------------- the step
+
+def embedding_std(z: torch.Tensor) -> torch.Tensor:
+    """Collapse monitor: std over the batch of L2-normalised z, averaged over dims, × sqrt(d).
+
+    ≈ 1 for well-spread embeddings, → 0 when they collapse to a point (SimSiam §4). `z`: [B, d].
+    """
+    zn = torch.nn.functional.normalize(z.detach().float(), dim=1)
+    return zn.std(dim=0).mean() * math.sqrt(z.shape[1])
+
+
+def forward_loss(model, batch: dict, transform, cfg: Config, autocast, generator, channels_last: bool):
+    """Augment on the device, run v1, v2, a1, a2 through the model, return (total, terms, out)."""
+    video, audio = transform(batch["video"], batch["audio"], batch.get("share"), generator=generator)
+    v1, v2, a1, a2 = video[:, 0], video[:, 1], audio[:, 0], audio[:, 1]
+    if channels_last:
+        v1 = v1.contiguous(memory_format=torch.channels_last_3d)
+        v2 = v2.contiguous(memory_format=torch.channels_last_3d)
+    with autocast():
+        out = model(v1, v2, a1, a2)
+    total, terms = crisscross_loss(out, cfg.loss)
+    return total, terms, out
+
+
+# ----------------------------------------------------------------------------- train
+
+def train(cfg: Config | str, overrides: list[str] | None = None) -> dict:
+    """Pretrain CrissCross as `cfg` says; resume from `<run_dir>/checkpoint.pt` if present.
+
+    Returns a summary dict: run_dir, step, epoch, last logged losses, exported weight paths.
+    """
+    cfg = load_config(cfg, overrides)
+    _check_data(cfg)
+    info = D.setup(cfg.train.device)
+    run_dir = Path(cfg.train.run_dir)
+    try:
+        return _train(cfg, info, run_dir)
+    except BaseException as exc:
+        if not isinstance(exc, KeyboardInterrupt):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / f"error{'' if info.is_main else f'.rank{info.rank}'}.txt").write_text(
+                traceback.format_exc())
+        raise
+    finally:
+        D.teardown()
+
+
+def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    _seed_everything(cfg.train.seed)
+
+    # data: decode-only workers; augmentation happens on the training device
+    dataset = PretrainDataset(cfg.data.manifest, cfg.data, seed=cfg.train.seed)
+    sampler = GlobalBatchSampler(len(dataset), cfg.optim.batch_size, info.rank, info.world_size,
+                                 cfg.train.seed)
+    steps_per_epoch = sampler.batches_per_epoch
+    total_steps = cfg.optim.epochs * steps_per_epoch
+    stop_step = min(total_steps, cfg.optim.max_steps) if cfg.optim.max_steps > 0 else total_steps
+    transform = TrainTransform(cfg.aug, cfg.data.audio_rate).to(info.device)
+
+    # model: same init on every rank (seeded), BN synchronised across ranks when asked
+    model = CrissCross.from_config(cfg.model).to(info.device)
+    channels_last = cfg.train.channels_last and info.device.type == "cuda"
+    if channels_last:
+        model.video_backbone.to(memory_format=torch.channels_last_3d)
+    if info.enabled and cfg.train.sync_bn:
+        model = D.convert_sync_batchnorm(model, info.device)
+    core = model
+    if info.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=cfg.model.proj_layers == 2)  # 2-layer projectors leave layer2 unused
+    step_model = torch.compile(model) if cfg.train.compile else model
+
+    optimizer = build_optimizer(core, cfg.optim, info.device)
+    schedule = LRSchedule(cfg.optim, steps_per_epoch, total_steps)
+    autocast, scaler = _amp(cfg, info.device)
+
+    # resume, unconditionally
+    step, n_failed_total = 0, 0
+    ckpt_path = _find_checkpoint(run_dir)
+    if ckpt_path is not None:
+        state = safe_load(ckpt_path, map_location=info.device)
+        core.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, n_failed_total = state["step"], state.get("n_failed_total", 0)
+        if info.is_main:
+            _trim_metrics(run_dir / "metrics.jsonl", step)
+            print(f"[crisscross] resumed from {ckpt_path} at step {step}", flush=True)
+
+    def checkpoint_state() -> dict:
+        return {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "step": step,
+                "epoch": step // steps_per_epoch, "n_failed_total": n_failed_total,
+                "config": to_dict(cfg), "rng": _rng_state(), "world_size": info.world_size}
+
+    writer = _tensorboard(cfg, run_dir) if info.is_main else None
+    bar = _progress(cfg, info, stop_step, step)
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if info.is_main else None
+    last: dict = {}
+    try:
+        while step < stop_step:
+            epoch, start_batch = divmod(step, steps_per_epoch)
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch, start_batch)
+            loader = build_loader(dataset, sampler, cfg.data.num_workers, cfg.data.prefetch_factor,
+                                  pin_memory=info.device.type == "cuda")
+            model.train()
+            sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
+            epoch_failed = torch.zeros((), dtype=torch.long, device=info.device)
+            batches = iter(CudaPrefetcher(loader, info.device))
+            while step < stop_step:
+                t_wait = time.perf_counter()
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                wait += time.perf_counter() - t_wait
+                lrs = schedule.apply(optimizer, step)
+                gen = torch.Generator(device=info.device).manual_seed(
+                    (cfg.train.seed * 1_000_003 + step) * 64 + info.rank)
+                total, terms, out = forward_loss(step_model, batch, transform, cfg, autocast, gen,
+                                                 channels_last)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(total).backward()
+                    scaler.unscale_(optimizer)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    total.backward()
+                    optimizer.step()
+                step += 1
+                epoch_failed += batch["n_failed"].sum()
+                # accumulate on the device; synchronise only every log_every steps
+                vec = torch.stack([total.detach().float(), *[t.detach().float() for t in terms.values()],
+                                   embedding_std(out["zv1"]), embedding_std(out["za1"])])
+                sums = vec if sums is None else sums + vec
+                n_in_window += 1
+                if step % cfg.train.log_every == 0 or step == stop_step:
+                    vals = (D.all_reduce_mean(sums, info) / n_in_window).tolist()
+                    dt = time.perf_counter() - t_window
+                    rec = {"kind": "step", "step": step, "epoch": step / steps_per_epoch,
+                           "loss": vals[0], **dict(zip(terms.keys(), vals[1:-2])),
+                           "std_v": vals[-2], "std_a": vals[-1],
+                           **{f"lr_{k}": v for k, v in lrs.items()},
+                           "samples_per_s": n_in_window * cfg.optim.batch_size / dt,
+                           "data_wait": wait / dt, "world_size": info.world_size, "time": time.time()}
+                    last = rec
+                    if info.is_main:
+                        _log(rec, metrics_file, writer, bar, n_in_window)
+                    sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
+                if step % cfg.train.checkpoint_every == 0 and step % steps_per_epoch and info.is_main:
+                    save_checkpoint(run_dir, checkpoint_state())
+            if step % steps_per_epoch == 0 or step == stop_step:
+                failed = int(D.all_reduce_mean(epoch_failed.float(), info).item() * info.world_size)
+                n_failed_total += failed
+                if info.is_main:
+                    save_checkpoint(run_dir, checkpoint_state())
+                    health = {"kind": "epoch", "step": step, "epoch": math.ceil(step / steps_per_epoch),
+                              "skipped_items": failed, "skipped_total": n_failed_total,
+                              "time": time.time()}
+                    metrics_file.write(json.dumps(health) + "\n")
+                    metrics_file.flush()
+                    if failed:
+                        print(f"[crisscross] epoch {health['epoch']}: {failed} unreadable items "
+                              "were skipped and replaced (see warnings above)", flush=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+        if writer is not None:
+            writer.close()
+
+    exported = {}
+    if info.is_main and cfg.train.export_at_end and step >= stop_step:
+        for modality, backbone in (("vid", core.video_backbone), ("aud", core.audio_backbone)):
+            path = run_dir / f"{modality}_crisscross_{cfg.name}.pth.tar"
+            export_backbone(backbone, path)
+            exported[modality] = str(path)
+    return {"run_dir": str(run_dir), "step": step, "epoch": step / steps_per_epoch,
+            "last": last, "exported": exported, "skipped_items": n_failed_total}
+
+
+# ----------------------------------------------------------------------------- observability
+
+def _tensorboard(cfg: Config, run_dir: Path):
+    if not cfg.train.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: metrics.jsonl is the record
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+def _progress(cfg: Config, info: D.DistInfo, total: int, initial: int):
+    if not (cfg.train.progress and info.is_main):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc="pretrain", unit="step", dynamic_ncols=True)
+
+
+def _log(rec: dict, metrics_file, writer, bar, n_steps: int) -> None:
+    metrics_file.write(json.dumps(rec) + "\n")
+    metrics_file.flush()
+    if writer is not None:
+        for k, v in rec.items():
+            if k not in ("kind", "step", "time") and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, rec["step"])
+    if bar is not None:
+        bar.update(n_steps)
+        bar.set_postfix(loss=f"{rec['loss']:.4f}", sps=f"{rec['samples_per_s']:.1f}",
+                        wait=f"{rec['data_wait']:.0%}")
+    for k in ("std_v", "std_a"):
+        if rec[k] < COLLAPSE_STD:
+            warnings.warn(f"step {rec['step']}: {k}={rec[k]:.3f} — the embeddings may be collapsing "
+                          "(SimSiam collapse); check the lr and predictor settings", stacklevel=2)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", "-c", default="tiny_cpu",
+                        help="a preset (paper_kinetics400, paper_kinetics_sound, paper_audioset, "
+                             "tiny_cpu) or a YAML file")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.batch_size=512")
+
+
+def run(args) -> int:
+    summary = train(args.config, args.overrides)
+    print(json.dumps({k: v for k, v in summary.items() if k != "last"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun -m crisscross_core.train -c paper_kinetics400 ...
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(p)
+    raise SystemExit(run(p.parse_args()))

@@ -1,0 +1,108 @@
+"""Matplotlib figures shared by the demo report and the notebooks. Each returns a Figure."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..runlog import series
+
+TERMS = ("Lv1v2", "La1a2", "Lv1a1", "Lv2a2", "Lv1a2", "La1v2")
+TERM_GROUP = {"Lv1v2": "intra", "La1a2": "intra", "Lv1a1": "sync", "Lv2a2": "sync",
+              "Lv1a2": "async", "La1v2": "async"}
+
+
+def _plt():
+    import matplotlib
+    if matplotlib.get_backend().lower() in ("", "agg") or not _in_notebook():
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+        return get_ipython() is not None
+    except Exception:
+        return False
+
+
+def loss_curves(records: list[dict], ax=None, title: str = "pretraining loss"):
+    """Total loss and the six terms (−1 is perfect agreement) against the step."""
+    plt = _plt()
+    fig = ax.figure if ax is not None else plt.figure(figsize=(7, 4))
+    ax = ax or fig.add_subplot(111)
+    steps, total = series(records, "loss")
+    ax.plot(steps, total, color="black", lw=2.2, label="total")
+    styles = {"intra": "-", "sync": "--", "async": ":"}
+    for term in TERMS:
+        s, v = series(records, term)
+        if s:
+            ax.plot(s, v, styles[TERM_GROUP[term]], lw=1.2, label=f"{term} ({TERM_GROUP[term]})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("negative cosine")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, chance: float | None = None):
+    """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}})."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    names = list(groups)
+    series_names = sorted({k for g in groups.values() for k in g}, key=lambda s: (s != "random init", s))
+    width = 0.8 / max(1, len(series_names))
+    x = np.arange(len(names))
+    for i, sname in enumerate(series_names):
+        vals = [groups[n].get(sname, np.nan) for n in names]
+        bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=sname)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(x, names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(xy: np.ndarray, labels: Sequence, title: str, markers: Sequence | None = None, ax=None):
+    """A 2-D embedding (e.g. UMAP) coloured by label; optional second grouping by marker."""
+    plt = _plt()
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 4.5))
+    ax = ax or fig.add_subplot(111)
+    labels = np.asarray(labels)
+    marker_of = {}
+    if markers is not None:
+        markers = np.asarray(markers)
+        marker_of = {m: s for m, s in zip(sorted(set(markers.tolist())), "o^sPDv*X")}
+    cmap = plt.get_cmap("tab10" if len(set(labels.tolist())) <= 10 else "tab20")
+    for i, lab in enumerate(sorted(set(labels.tolist()))):
+        sel = labels == lab
+        if markers is None:
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=cmap(i % cmap.N), label=str(lab))
+        else:
+            for m, shape in marker_of.items():
+                s2 = sel & (markers == m)
+                ax.scatter(xy[s2, 0], xy[s2, 1], s=14, marker=shape, color=cmap(i % cmap.N),
+                           label=f"{lab}" if m == next(iter(marker_of)) else None)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=1.2, loc="best", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def umap_2d(features: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """UMAP of L2-normalised features to 2-D (cosine metric). `features`: [N, D] → [N, 2]."""
+    import umap
+    x = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-8)
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=0.1, metric="cosine",
+                        random_state=seed)
+    return reducer.fit_transform(x)
