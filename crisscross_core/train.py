@@ -178,8 +178,8 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
     core = model
     if info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            find_unused_parameters=cfg.model.proj_layers == 2)  # 2-layer projectors leave layer2 unused
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+        # (a 2-layer projector's unused layer2 is frozen by the model, so no unused-parameter search)
     step_model = torch.compile(model) if cfg.train.compile else model
 
     optimizer = build_optimizer(core, cfg.optim, info.device)
