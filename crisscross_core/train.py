@@ -228,7 +228,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     break
                 wait += time.perf_counter() - t_wait
                 lrs = schedule.apply(optimizer, step)
-                gen = torch.Generator(device=info.device).manual_seed(
+                gen = torch.Generator().manual_seed(  # CPU: parameters are drawn on the host
                     (cfg.train.seed * 1_000_003 + step) * 64 + info.rank)
                 total, terms, out = forward_loss(step_model, batch, transform, cfg, autocast, gen,
                                                  channels_last)
