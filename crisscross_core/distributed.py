@@ -116,7 +116,10 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         out = AllReduceBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                                  module.track_running_stats)
-        out.load_state_dict(module.state_dict())
+        if module.affine:  # the same Parameter objects: keeps requires_grad and optimiser identity
+            out.weight, out.bias = module.weight, module.bias
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            setattr(out, name, getattr(module, name))
     for name, child in module.named_children():
         out.add_module(name, convert_sync_batchnorm(child, device))
     return out

@@ -57,10 +57,16 @@ class LARC(torch.optim.Optimizer):
     def __init__(self, inner: torch.optim.Optimizer, trust: float = 1e-3, clip: bool = True,
                  eps: float = 1e-8):
         self.inner, self.trust, self.clip, self.eps = inner, trust, clip, eps
-        # Share the inner optimiser's state so state_dict()/param_groups are the inner ones.
-        self.param_groups = inner.param_groups
-        self.state = inner.state
         self.defaults = inner.defaults
+
+    # Delegate, never copy: the inner optimiser's load_state_dict() replaces its group list.
+    @property
+    def param_groups(self):
+        return self.inner.param_groups
+
+    @property
+    def state(self):
+        return self.inner.state
 
     def state_dict(self):
         return self.inner.state_dict()

@@ -144,7 +144,7 @@ def train(cfg: Config | str, overrides: list[str] | None = None) -> dict:
     try:
         return _train(cfg, info, run_dir)
     except BaseException as exc:
-        if not isinstance(exc, KeyboardInterrupt):
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):  # SystemExit: requeue/preemption
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / f"error{'' if info.is_main else f'.rank{info.rank}'}.txt").write_text(
                 traceback.format_exc())
@@ -197,8 +197,11 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
             scaler.load_state_dict(state["scaler"])
         step, n_failed_total = state["step"], state.get("n_failed_total", 0)
         if info.is_main:
-            _trim_metrics(run_dir / "metrics.jsonl", step)
             print(f"[crisscross] resumed from {ckpt_path} at step {step}", flush=True)
+    if info.is_main:  # records after the resumed step (or all, on a fresh start) will be redone
+        _trim_metrics(run_dir / "metrics.jsonl", step)
+        for orphan in run_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a write
+            orphan.unlink(missing_ok=True)
 
     def checkpoint_state() -> dict:
         return {"model": core.state_dict(), "optimizer": optimizer.state_dict(),

@@ -66,3 +66,11 @@ def test_single_process_falls_back_to_plain_bn():
     bn = AllReduceBatchNorm(3)
     x = torch.randn(6, 3)
     torch.testing.assert_close(bn(x), nn.BatchNorm1d(3)(x))
+
+
+def test_conversion_keeps_parameter_objects_and_frozen_flags():
+    net = _net()
+    net[1].weight.requires_grad_(False)
+    conv = convert_sync_batchnorm(net, torch.device("cpu"))
+    assert conv[1].weight is net[1].weight and not conv[1].weight.requires_grad
+    assert conv[1].running_mean is net[1].running_mean

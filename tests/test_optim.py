@@ -96,3 +96,16 @@ def test_larc_adam_state_dict_round_trip():
     opt2.load_state_dict(sd)
     assert math.isclose(opt2.param_groups[0]["lr"], 2e-4)
     assert len(opt2.state_dict()["state"]) == len(sd["state"])
+
+
+def test_larc_lr_changes_reach_the_inner_optimiser_after_load_state_dict():
+    """Regression: a resumed LARC must not set lrs on a stale copy of the groups."""
+    m = FourPart()
+    opt = build_optimizer(m, OptimConfig(), torch.device("cpu"))
+    for p in m.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    fresh = build_optimizer(m, OptimConfig(), torch.device("cpu"))
+    fresh.load_state_dict(opt.state_dict())
+    fresh.param_groups[0]["lr"] = 0.123
+    assert fresh.inner.param_groups[0]["lr"] == 0.123
