@@ -14,7 +14,7 @@ COMMANDS = {
     "pretrain": ("crisscross_core.train", "pretrain CrissCross (train(cfg)); resumes from run_dir"),
     "demo": ("crisscross_core.demo", "build the embedded demo data, pretrain tiny_cpu, evaluate, report"),
     "manifest": ("crisscross_core.data.cli", "build / validate dataset manifests"),
-    "prepare": ("crisscross_core.data.prepare_cli", "transcode a dataset for fast decoding"),
+    "prepare": ("crisscross_core.data.cli", "transcode a dataset for fast decoding"),
     "evaluate": ("crisscross_core.evaluate.cli", "run a downstream protocol and write its JSON"),
     "submit": ("crisscross_core.launch", "submit pretraining to Slurm (or locally) with submitit"),
 }

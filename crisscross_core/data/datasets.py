@@ -1,0 +1,192 @@
+"""Pretraining and evaluation datasets (decode only; augmentation runs batched elsewhere).
+
+    ds = PretrainDataset("k400_train.csv", cfg.data, seed=0); ds.set_epoch(3)
+    item = ds[17]   # video uint8 [2,T,H,W,3], audio float32 [2,N], times [4,2], share [2], ...
+    ev = EvalDataset("ucf.csv", None, num_clips=10, clip_duration=0.5, modality="video")
+
+Randomness per item = numpy Generator seeded with (seed, epoch, index, attempt), so a resumed run
+and any DataLoader worker layout reproduce the same stream. Unreadable files are replaced by other
+items (chosen by the same generator) at most `max_retries` times; each skip is warned about
+(file + reason), counted in `health()` and in the item's `n_failed`; then DataError names them.
+After a skip the item's `index` is the index actually decoded, so index/label/times agree.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .decode import DecodeError, decode_windows
+from .manifest import Row, load_rows, select_split
+from .sampling import eval_starts, sample_views
+
+__all__ = ["PretrainDataset", "EvalDataset", "DataError"]
+
+
+class DataError(RuntimeError):
+    """Too many unreadable files in a row; the message names them and their reasons."""
+
+
+class PretrainDataset(Dataset):
+    """Two temporally related audio-visual views per item (spec §5), decoded to fixed shapes.
+
+    Rows are filtered by data_cfg.split and by the policies up front (counted in health()):
+    files without video; without audio when no_audio_policy='skip'; shorter than the snippet when
+    short_clip_policy='skip'. len = rows * clips_per_video.
+    """
+
+    def __init__(self, manifest_rows_or_path, data_cfg, seed: int = 0, root=None):
+        cfg = data_cfg
+        rows, self.root = load_rows(manifest_rows_or_path, root or (cfg.root or None))
+        all_rows, rows = rows, select_split(rows, cfg.split)
+        if all_rows and not rows:
+            tags = sorted({t for r in all_rows for t in str(getattr(r, "split", "") or "").split()})[:12]
+            raise DataError(f"none of the {len(all_rows)} rows of {manifest_rows_or_path} has split tag "
+                            f"{cfg.split!r} (tags present: {tags or 'none'}); set data.split to one of "
+                            "them, or data.split= (empty) to use every row")
+        self.cfg, self.seed, self.epoch = cfg, int(seed), 0
+        need_v = cfg.video_duration * (2.0 if cfg.relation == "adjacent" else 1.5)
+        self.filtered = {"no_video": 0, "no_audio": 0, "too_short": 0}
+        keep = []
+        for r in rows:
+            if not r.has_video:
+                self.filtered["no_video"] += 1
+            elif not r.has_audio and cfg.no_audio_policy == "skip":
+                self.filtered["no_audio"] += 1
+            elif cfg.short_clip_policy == "skip" and (
+                    r.video_duration < need_v or (r.has_audio and r.audio_duration < cfg.audio_duration)):
+                self.filtered["too_short"] += 1
+            else:
+                keep.append(r)
+        if not keep:
+            raise DataError(f"no usable rows (split {cfg.split!r}, filtered {self.filtered}) in "
+                            f"{manifest_rows_or_path if isinstance(manifest_rows_or_path, (str, Path)) else 'rows'}")
+        self.rows: list[Row] = keep
+        self.n_failed_total = 0
+        self.failed_files: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows) * max(1, int(self.cfg.clips_per_video))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def health(self) -> dict:
+        """Counters of this process (each DataLoader worker keeps its own)."""
+        return {"rows": len(self.rows), "filtered": dict(self.filtered),
+                "n_failed": self.n_failed_total, "failed_files": dict(self.failed_files)}
+
+    def rng(self, index: int, attempt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, int(index), attempt])
+
+    def windows(self, index: int, attempt: int = 0):
+        """The ViewWindows item `index` would use (for visualisation), without decoding."""
+        r = self.rows[index % len(self.rows)]
+        alim = r.audio_limits if r.has_audio else r.video_limits
+        return sample_views(self.cfg.relation, r.video_limits, alim, self.cfg.video_duration,
+                            self.cfg.audio_duration, self.rng(index, attempt), centred=self.cfg.centred)
+
+    def load(self, index: int, attempt: int = 0) -> dict:
+        """Decode item `index` (no retries). Raises DecodeError on unreadable files."""
+        cfg = self.cfg
+        r = self.rows[index % len(self.rows)]
+        w = self.windows(index, attempt)
+        vids = [w.v1] if w.share_video or w.v1 == w.v2 else [w.v1, w.v2]
+        auds = [w.a1] if w.share_audio or w.a1 == w.a2 else [w.a1, w.a2]
+        frames, waves = decode_windows(
+            self.root / r.path, vids, auds, fps=cfg.video_fps,
+            short_side=cfg.decode_short_side or None, size=tuple(cfg.decode_size) or None,
+            audio_rate=cfg.audio_rate, short_clip=cfg.short_clip_policy,
+            no_audio=cfg.no_audio_policy)
+        video = np.stack([frames[0], frames[-1]])      # same array twice when shared
+        audio = np.stack([waves[0], waves[-1]])
+        return {"video": torch.from_numpy(video), "audio": torch.from_numpy(audio),
+                "times": torch.from_numpy(w.as_array()),
+                "share": torch.tensor([w.share_video, w.share_audio]),
+                "index": torch.tensor(index, dtype=torch.int64),
+                "label": torch.tensor(r.label_idx, dtype=torch.int64)}
+
+    def __getitem__(self, index: int) -> dict:
+        tried = []
+        idx = int(index)
+        for attempt in range(int(self.cfg.max_retries) + 1):
+            try:
+                item = self.load(idx, attempt)
+                item["n_failed"] = torch.tensor(len(tried), dtype=torch.int64)
+                return item
+            except DecodeError as e:
+                path = str(self.root / self.rows[idx % len(self.rows)].path)
+                tried.append((path, str(e)))
+                self.n_failed_total += 1
+                self.failed_files[path] = str(e)
+                warnings.warn(f"skipping unreadable item {idx} ({path}): {e}", stacklevel=2)
+                idx = int(self.rng(index, attempt + 1).integers(len(self)))
+        raise DataError(f"item {index}: {len(tried)} unreadable files in a row (max_retries="
+                        f"{self.cfg.max_retries}):\n  " + "\n  ".join(f"{p}: {m}" for p, m in tried))
+
+
+class EvalDataset(Dataset):
+    """K clips per file for evaluation: K = 1 (centre clip) or K evenly spaced clips covering it.
+
+    Item: `video` uint8 [K, T, H, W, 3] and/or `audio` float32 [K, N], `label`, `index`,
+    `starts` float32 [K] (video clip starts; audio starts when modality='audio').
+    Unreadable files raise DecodeError (recorded in health()): evaluation never substitutes files.
+    """
+
+    def __init__(self, rows_or_path, root=None, num_clips: int = 1, clip_duration: float = 0.5,
+                 modality: str = "video", split: str = "", fps: float = 16.0,
+                 short_side: Optional[int] = 128, size: Optional[tuple] = (128, 170),
+                 audio_duration: Optional[float] = None, audio_rate: int = 16000,
+                 no_audio: str = "silence"):
+        if modality not in ("video", "audio", "both"):
+            raise ValueError(f"modality={modality!r}; expected 'video', 'audio' or 'both'")
+        rows, self.root = load_rows(rows_or_path, root)
+        rows = select_split(rows, split)
+        if modality in ("video", "both"):
+            rows = [r for r in rows if r.has_video]
+        if modality == "audio":
+            rows = [r for r in rows if r.has_audio]
+        self.rows = rows
+        self.num_clips, self.clip_duration, self.modality = int(num_clips), float(clip_duration), modality
+        self.audio_duration = float(audio_duration or clip_duration)
+        self.fps, self.short_side, self.size, self.audio_rate = fps, short_side, size, audio_rate
+        self.no_audio = no_audio
+        self.failed_files: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def health(self) -> dict:
+        return {"rows": len(self.rows), "n_failed": len(self.failed_files),
+                "failed_files": dict(self.failed_files)}
+
+    def __getitem__(self, index: int) -> dict:
+        r = self.rows[index]
+        vids, auds = [], []
+        if self.modality in ("video", "both"):
+            vs = eval_starts(r.video_limits, self.clip_duration, self.num_clips)
+            vids = [(s, self.clip_duration) for s in vs]
+        if self.modality in ("audio", "both"):
+            alim = r.audio_limits if r.has_audio else r.video_limits
+            as_ = eval_starts(alim, self.audio_duration, self.num_clips)
+            auds = [(s, self.audio_duration) for s in as_]
+        path = self.root / r.path
+        try:
+            frames, waves = decode_windows(path, vids, auds, fps=self.fps, short_side=self.short_side,
+                                           size=self.size, audio_rate=self.audio_rate,
+                                           short_clip="pad", no_audio=self.no_audio)
+        except DecodeError as e:
+            self.failed_files[str(path)] = str(e)
+            raise
+        out = {"label": torch.tensor(r.label_idx, dtype=torch.int64),
+               "index": torch.tensor(index, dtype=torch.int64),
+               "starts": torch.tensor([w[0] for w in (vids or auds)], dtype=torch.float32)}
+        if vids:
+            out["video"] = torch.from_numpy(np.stack(frames))
+        if auds:
+            out["audio"] = torch.from_numpy(np.stack(waves))
+        return out
