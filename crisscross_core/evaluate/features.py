@@ -1,0 +1,406 @@
+"""One feature extractor for every protocol: video or audio encoder, any manifest, clip or dense.
+
+    enc = load_encoder("vid_crisscross_kinetics_400.pth.tar", "video")      # or a run directory
+    feats = extract_features(VideoFeatures(enc), items, "video", windows=10)  # Features(x, rid, label, window)
+
+Featurizers map a batch of model inputs to `[B, D]`:
+* `AudioFeatures(backbone, "conv5x")`: conv5x `[B,C,F',T']` → MaxPool2d((1,3),(1,2)) over time → flatten →
+  L2 norm of the flattened vector (spec §9.2; `legacy_norm=True`: the release's L2 norm over the last
+  (time) axis of the 4-D map, §11.D9). `"pool"`: the backbone's pooled `[B, C]` output.
+* `VideoFeatures(backbone, "pool" | "maxpool")`: pooled output, or AdaptiveMaxPool3d(1) of conv5x.
+* `LogMelStats()`: per-mel-bin mean and std over time of the log-mel, `[B, 2F]` (a no-network baseline).
+Every feature row carries `rid` (the manifest row of its recording) so protocols can prove that test
+recordings never reach training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .media import Item, dense_starts, load_audio, load_video_windows, media_duration
+
+
+# ----------------------------------------------------------------------------- weights / encoders
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def resolve_weights(weights, modality: str) -> Path:
+    """A weights file, or a run directory: its newest `{vid,aud}_*.pth.tar` export, else `checkpoint.pt`."""
+    p = Path(weights)
+    if p.is_dir():
+        prefix = "vid" if modality == "video" else "aud"
+        cands = sorted(p.glob(f"{prefix}_*.pth.tar*"), key=lambda q: q.stat().st_mtime)
+        if not cands and (p / "checkpoint.pt").is_file():
+            return p / "checkpoint.pt"          # unfinished run: backbone keys of the full checkpoint
+        if not cands:
+            raise FileNotFoundError(f"run directory {p} has no {prefix}_*.pth.tar export and no "
+                                    f"checkpoint.pt (train first, or pass a weights file)")
+        return cands[-1]
+    if not p.is_file():
+        raise FileNotFoundError(f"weights not found: {p}")
+    return p
+
+
+def infer_arch(state: dict, modality: str) -> tuple[int, float]:
+    """(depth, width) of a backbone state_dict: width from conv1 channels, depth from blocks per stage."""
+    w = state.get("conv1.0.weight")
+    if w is None:
+        raise KeyError(f"state_dict has no 'conv1.0.weight' (keys start {list(state)[:3]}); "
+                       f"not a {modality} backbone in the released layout (spec §3.3)")
+    width = w.shape[0] / 64.0
+    if modality == "audio":
+        return 18, width
+    stage = "conv2x"
+    n = len({k.split(".")[1] for k in state if k.startswith(stage + ".")})
+    return {1: 10, 2: 18, 3: 34}.get(n, 18), width
+
+
+def build_backbone(modality: str, depth: int = 18, width: float = 1.0) -> nn.Module:
+    if modality == "video":
+        from crisscross_core.models.video import R2Plus1D
+        return R2Plus1D(depth=depth, width=width)
+    if modality == "audio":
+        from crisscross_core.models.audio import AudioResNet
+        return AudioResNet(depth=depth, width=width)
+    raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+
+
+def load_encoder(weights, modality: str, depth: Optional[int] = None, width: Optional[float] = None,
+                 device="cpu") -> tuple[nn.Module, dict]:
+    """Backbone in eval mode + info {weights, sha256, depth, width}.
+
+    `weights`: a released `vid_crisscross_*` / `aud_crisscross_*` file (zip-wrapped or not), our exported
+    backbone, a full checkpoint, or a run directory; None = random init (a baseline).
+    """
+    info = {"weights": None, "sha256": None, "modality": modality}
+    state = None
+    if weights not in (None, "", "random"):
+        from crisscross_core import checkpoint
+        path = resolve_weights(weights, modality)
+        state = checkpoint.load_released(str(path), modality)
+        d, w = infer_arch(state, modality)
+        depth, width = depth or d, width or w
+        info.update(weights=str(path), sha256=file_sha256(path))
+    depth, width = depth or 18, width or 1.0
+    model = build_backbone(modality, depth, width)
+    if state is not None:
+        from crisscross_core import checkpoint
+        rep = checkpoint.load_backbone(model, str(info["weights"]), modality, strict=True)
+        info["loaded_keys"] = len(rep.loaded)
+    info.update(depth=depth, width=width)
+    return model.to(device).eval(), info
+
+
+# ----------------------------------------------------------------------------- featurizers
+
+def svm_pool(conv5x: torch.Tensor, legacy_norm: bool = False) -> torch.Tensor:
+    """conv5x `[B, C, F', T']` → MaxPool2d((1,3),(1,2)) → `[B, C·F'·T'']`, L2-normalised (spec §9.2)."""
+    x = F.max_pool2d(conv5x, kernel_size=(1, 3), stride=(1, 2))
+    if legacy_norm:
+        return F.normalize(x, dim=-1).flatten(1)
+    return F.normalize(x.flatten(1), dim=1)
+
+
+class AudioFeatures(nn.Module):
+    """log-mel `[B,1,F,T]` → `[B, D]` from a frozen audio backbone ('conv5x' SVM features or 'pool')."""
+
+    def __init__(self, backbone: nn.Module, mode: str = "conv5x", legacy_norm: bool = False):
+        super().__init__()
+        if mode not in ("conv5x", "pool"):
+            raise ValueError(f"AudioFeatures mode must be 'conv5x' or 'pool', got {mode!r}")
+        self.backbone, self.mode, self.legacy_norm = backbone, mode, legacy_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "pool":
+            return self.backbone(x).flatten(1)
+        return svm_pool(self.backbone(x, return_embs=True)["conv5x"], self.legacy_norm)
+
+
+class VideoFeatures(nn.Module):
+    """video `[B,3,T,H,W]` → `[B, D]`: 'pool' (backbone output) or 'maxpool' (AdaptiveMaxPool3d of conv5x)."""
+
+    def __init__(self, backbone: nn.Module, mode: str = "pool"):
+        super().__init__()
+        if mode not in ("pool", "maxpool"):
+            raise ValueError(f"VideoFeatures mode must be 'pool' or 'maxpool', got {mode!r}")
+        self.backbone, self.mode = backbone, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "pool":
+            return self.backbone(x).flatten(1)
+        return F.adaptive_max_pool3d(self.backbone(x, return_embs=True)["conv5x"], 1).flatten(1)
+
+
+class LogMelStats(nn.Module):
+    """log-mel `[B,1,F,T]` → `[B, 2F]`: per-bin mean and std over time (no learned weights)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1, 2) if x.dim() == 4 else x
+        return torch.cat([x.mean(-1), x.std(-1)], dim=1)
+
+
+# ----------------------------------------------------------------------------- front ends
+
+@dataclass
+class AudioSettings:
+    """How audio windows are made. `clip_duration` seconds per window; spectrogram per spec §6.3."""
+    rate: int = 16000
+    n_fft: int = 1024
+    hop: int = 160
+    n_mels: int = 80
+    clip_duration: float = 2.0
+
+    @property
+    def frames(self) -> int:            # 201 for 2 s, 501 for 5 s (centre=True STFT)
+        return int(round(self.clip_duration * self.rate / self.hop)) + 1
+
+
+@dataclass
+class VideoSettings:
+    fps: float = 16.0
+    frames: int = 8
+    crop_size: int = 112
+    short_side: Optional[int] = None     # decode short side; None = crop_size / 0.875 (spec §6.2)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+    @property
+    def decode_short_side(self) -> int:
+        return self.short_side or int(self.crop_size / 0.875)
+
+
+_LOGMEL_CACHE: dict = {}
+
+
+def logmel(s: AudioSettings, device="cpu") -> nn.Module:
+    """The kit's LogMel front end (crisscross_core.data.audio.LogMel), cached per settings/device."""
+    key = (s.rate, s.n_fft, s.hop, s.n_mels, str(device))
+    if key not in _LOGMEL_CACHE:
+        from crisscross_core.data.audio import LogMel
+        _LOGMEL_CACHE[key] = LogMel(rate=s.rate, n_fft=s.n_fft, hop=s.hop, n_mels=s.n_mels).to(device).eval()
+    return _LOGMEL_CACHE[key]
+
+
+def audio_train_transform(s: AudioSettings, aug_cfg=None, device="cpu") -> Callable:
+    """Training audio augmentation (VJ, masks, resize-crop, time warp on, spec §9.2): wave `[B,N]` → `[B,1,F,T]`."""
+    from crisscross_core.config import AudioAugConfig
+    from crisscross_core.data.audio import AudioAugment
+    cfg = aug_cfg or AudioAugConfig(n_fft=s.n_fft, hop=s.hop, n_mels=s.n_mels, time_warp=True)
+    aug = AudioAugment(cfg, s.rate)
+    if hasattr(aug, "to"):
+        aug = aug.to(device)
+    return aug
+
+
+def dense_spec_windows(spec: torch.Tensor, n: int, frames: int) -> torch.Tensor:
+    """spectrogram `[1, F, T]` → `n` evenly spaced windows `[n, 1, F, frames]` (zero-padded if T < frames)."""
+    t = spec.shape[-1]
+    if t < frames:
+        spec = F.pad(spec, (0, frames - t))
+        t = frames
+    starts = [(t - frames) // 2] if n == 1 else np.round(np.linspace(0, t - frames, n)).astype(int)
+    return torch.stack([spec[..., s:s + frames] for s in starts])
+
+
+def legacy_spec_windows(spec: torch.Tensor, n: int, frames: int) -> torch.Tensor:
+    """The release's 2 s test crop (spec §11.D10): spectrogram of the first clip only (`frames` columns),
+    n windows of frames−1 columns at offsets linspace(0, 1, n) → [0,…,0,1]."""
+    spec = spec[..., :frames]
+    starts = np.linspace(0, spec.shape[-1] - (frames - 1), n).astype(int)
+    return torch.stack([spec[..., s:s + frames - 1] for s in starts])
+
+
+# ----------------------------------------------------------------------------- extraction
+
+@dataclass
+class Features:
+    """x `[M, D]` float32; rid `[M]` recording id (manifest row); label `[M]`; window `[M]` index in item."""
+    x: np.ndarray
+    rid: np.ndarray
+    label: np.ndarray
+    window: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def select(self, mask: np.ndarray) -> "Features":
+        return Features(self.x[mask], self.rid[mask], self.label[mask], self.window[mask], dict(self.meta))
+
+    def per_item(self, how: str = "mean", normalize: bool = True) -> "Features":
+        """One row per recording: windows L2-normalised (optional) then averaged."""
+        x = self.x / (np.linalg.norm(self.x, axis=1, keepdims=True) + 1e-12) if normalize else self.x
+        rids, inv = np.unique(self.rid, return_inverse=True)
+        out = np.zeros((len(rids), x.shape[1]), np.float32)
+        np.add.at(out, inv, x)
+        out /= np.bincount(inv)[:, None]
+        lab = np.zeros(len(rids), np.int64)
+        lab[inv] = self.label
+        return Features(out, rids, lab, np.zeros(len(rids), np.int64), dict(self.meta))
+
+    def save(self, path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(path) + ".tmp.npz")
+        np.savez(tmp, x=self.x, rid=self.rid, label=self.label, window=self.window,
+                 meta=json.dumps(self.meta, default=str))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path) -> "Features":
+        z = np.load(path, allow_pickle=False)
+        return cls(z["x"], z["rid"], z["label"], z["window"], json.loads(str(z["meta"])))
+
+
+def cache_key(weights_sha: Optional[str], settings: dict, items: Sequence[Item]) -> str:
+    """Hash of weights + every setting + the exact item list (paths and row ids)."""
+    h = hashlib.sha256(json.dumps({"w": weights_sha, "s": settings}, sort_keys=True, default=str).encode())
+    for it in items:
+        h.update(f"{it.rid}|{it.path}|{it.label}\n".encode())
+    return h.hexdigest()[:24]
+
+
+class _ItemSource(torch.utils.data.Dataset):
+    """Decodes one item's raw windows in a worker: audio → waveform [N]; video → uint8 [K,T,H,W,3]."""
+
+    def __init__(self, items, modality, a: AudioSettings, v: VideoSettings, windows, crops, seed,
+                 legacy_test_crop, pad_to):
+        self.items, self.modality, self.a, self.v = items, modality, a, v
+        self.windows, self.crops, self.seed = windows, crops, seed
+        self.legacy, self.pad_to = legacy_test_crop, pad_to
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        it = self.items[i]
+        rng = np.random.default_rng([self.seed, it.rid])
+        if self.modality == "audio":
+            wav = load_audio(it.path, self.a.rate, duration=self.pad_to)
+            n = int(round(self.a.clip_duration * self.a.rate))
+            if len(wav) < n:
+                wav = np.pad(wav, (0, n - len(wav)))
+            if self.crops:   # random training crops (waveform), augmented later in a batch
+                starts = rng.integers(0, len(wav) - n + 1, size=self.crops)
+                return i, np.stack([wav[s:s + n] for s in starts])
+            if self.legacy:
+                wav = wav[:n]
+            return i, wav
+        dur = it.duration or media_duration(it.path)
+        s = self.v.decode_short_side
+        if self.crops:   # keep a 4:3 field for the random resized crop of the training augmentation
+            starts = rng.uniform(0, max(0.0, dur - self.v.duration), size=self.crops)
+            size = (s, int(round(s * 4 / 3)))
+        else:            # = EvalVideoTransform's resize + centre crop region, so clips of all files stack
+            starts = dense_starts(dur, self.v.duration, self.windows)
+            size = (s, s)
+        return i, load_video_windows(it.path, starts, self.v.duration, self.v.fps, s, size)
+
+
+@torch.no_grad()
+def extract_features(featurizer: Callable, items: Sequence[Item], modality: str, *,
+                     windows: int = 1, crops: int = 0, audio: Optional[AudioSettings] = None,
+                     video: Optional[VideoSettings] = None, augment: Optional[Callable] = None,
+                     legacy_test_crop: bool = False, pad_to: Optional[float] = None,
+                     batch_size: int = 64, device="cpu", seed: int = 0, num_workers: int = 0,
+                     cache_dir=None, cache_tag: Optional[dict] = None, progress: bool = True) -> Features:
+    """Features of every item.
+
+    Test / dense mode (`crops=0`): audio → spectrogram of the whole recording, `windows` evenly spaced
+    clip-length windows (`legacy_test_crop`: the release's first-2-s crop, §11.D10); video → `windows`
+    evenly spaced clips over the file (uint8 → EvalVideoTransform); `windows=1` is one centred window.
+    Train mode (`crops=K`): K random clip-length crops per item (seeded by (seed, rid)); audio passes
+    through `augment` (wave `[B,N]` → log-mel `[B,1,F,T]`), video through `augment` (uint8 → float).
+    `cache_dir`: npz cache keyed by `cache_tag` (put the weights sha256 in it) + settings + items.
+    """
+    from tqdm.auto import tqdm
+    a, v = audio or AudioSettings(), video or VideoSettings()
+    settings = {"modality": modality, "windows": windows, "crops": crops, "audio": asdict(a),
+                "video": asdict(v), "legacy_test_crop": legacy_test_crop, "pad_to": pad_to, "seed": seed,
+                "tag": cache_tag or {}}
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"feats_{cache_key(None, settings, items)}.npz"
+        if path.is_file():
+            return Features.load(path)
+    if isinstance(featurizer, nn.Module):
+        featurizer = featurizer.to(device).eval()
+    src = _ItemSource(list(items), modality, a, v, windows, crops, seed, legacy_test_crop, pad_to)
+    loader = torch.utils.data.DataLoader(src, batch_size=None, shuffle=False, num_workers=num_workers)
+    gen = torch.Generator().manual_seed(seed)
+    xs, rids, labs, wins = [], [], [], []
+    buf, meta_buf = [], []
+
+    win_fn = legacy_spec_windows if legacy_test_crop else dense_spec_windows
+
+    def flush():
+        if not buf:
+            return
+        if ready:   # dense audio: spectrogram of each whole recording (batched when lengths agree), windows
+            lm = logmel(a, device)
+            if len({len(w) for w in buf}) == 1:
+                specs = list(lm(torch.stack(buf).to(device)))                 # B × [1, F, T]
+            else:
+                specs = [lm(w[None].to(device))[0] for w in buf]
+            batch = torch.cat([win_fn(sp, windows, a.frames) for sp in specs])   # [B·n, 1, F, frames]
+        else:
+            batch = torch.cat(buf).to(device)
+            if modality == "audio":
+                batch = augment(batch, generator=gen) if augment else logmel(a, device)(batch)
+            else:
+                batch = augment(batch, generator=gen) if augment else _eval_video(v, device)(batch)
+        for s in range(0, len(batch), batch_size):
+            xs.append(featurizer(batch[s:s + batch_size].float()).float().cpu().numpy())
+        for r, l, w in meta_buf:
+            rids.append(r), labs.append(l), wins.append(w)
+        buf.clear(), meta_buf.clear()
+
+    ready = modality == "audio" and not crops
+    pending, t0 = 0, time.perf_counter()
+    for i, raw in tqdm(loader, total=len(src), desc=f"{modality} features", disable=not progress,
+                       leave=False):
+        it = items[i]
+        raw = torch.as_tensor(np.asarray(raw))
+        n = windows if ready else len(raw)
+        buf.append(raw)                    # [N] whole-recording wave, [K, N] crops or [K, T, H, W, 3] clips
+        meta_buf.extend((it.rid, it.label, k) for k in range(n))
+        pending += n
+        if pending >= batch_size:
+            flush()
+            pending = 0
+    flush()
+    x = np.concatenate(xs) if xs else np.zeros((0, 0), np.float32)
+    feats = Features(x.astype(np.float32), np.asarray(rids, np.int64), np.asarray(labs, np.int64),
+                     np.asarray(wins, np.int64), {"settings": settings})
+    dt = time.perf_counter() - t0
+    feats.meta.update(seconds=round(dt, 3), clips_per_s=round(len(feats.x) / max(dt, 1e-9), 2))
+    if path is not None:
+        feats.save(path)
+    return feats
+
+
+_VT_CACHE: dict = {}
+
+
+def _eval_video(v: VideoSettings, device) -> Callable:
+    """uint8 `[B, T, H, W, 3]` (or `[B, K, ...]` flattened by the caller) → float `[B, 3, T, c, c]`."""
+    key = (v.crop_size, str(device))
+    if key not in _VT_CACHE:
+        from crisscross_core.data.video_aug import EvalVideoTransform
+        t = EvalVideoTransform(v.crop_size)
+        _VT_CACHE[key] = t.to(device) if hasattr(t, "to") else t
+    t = _VT_CACHE[key]
+    return lambda x: t(x.reshape(-1, *x.shape[-4:]))

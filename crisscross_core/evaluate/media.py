@@ -1,0 +1,203 @@
+"""Evaluation-side I/O: manifest rows → (path, label, fold/split), whole-file audio, video windows.
+
+Rows are plain dicts. Accepted columns (first match wins):
+path: `path`, `filename`, `file`, `relpath`; label: `label`, `category`, `class`; fold: `fold`;
+split: `split`. Files are looked up under `root`, `root/audio`, `root/video`; a missing file whose
+stem exists with another extension (e.g. `.wav` listed, `.flac` on disk) is accepted.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+PATH_KEYS = ("path", "filename", "file", "relpath", "video_path")
+LABEL_KEYS = ("label", "category", "class", "label_name")
+MEDIA_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".mp4", ".avi", ".mkv", ".webm", ".m4a")
+
+
+@dataclass
+class Item:
+    """One evaluation item: an existing media file with its class index and its grouping keys."""
+    path: str
+    label: int          # class index (-1 when the row has no label)
+    label_name: str
+    fold: str           # "" when absent
+    split: str          # "" when absent
+    duration: float     # seconds, 0.0 when the manifest does not say
+    rid: int            # recording id = row position in the manifest; carried with every feature
+
+
+def _first(row: dict, keys: Sequence[str]) -> str:
+    for k in keys:
+        if k in row and row[k] not in (None, ""):
+            return str(row[k])
+    return ""
+
+
+def read_rows(manifest, root=None) -> tuple[list[dict], Path]:
+    """(rows as dicts, media root) from a kit manifest (`# crisscross-manifest v1`, read with
+    crisscross_core.data.manifest), a plain CSV (e.g. ESC's esc10.csv), or a list of dicts / Rows."""
+    if not isinstance(manifest, (str, Path)):
+        from dataclasses import asdict, is_dataclass
+        rows = [asdict(r) if is_dataclass(r) else dict(r) for r in manifest]
+        return rows, Path(root) if root is not None else Path(".")
+    p = Path(manifest)
+    if not p.is_file():
+        raise FileNotFoundError(f"manifest not found: {p}")
+    with open(p, newline="") as f:
+        first = f.readline()
+    if first.startswith("# crisscross-manifest"):
+        from dataclasses import asdict
+        from crisscross_core.data.manifest import read_manifest
+        m = read_manifest(p, root=root, on_error="warn")
+        rows = [asdict(r) for r in m.rows]
+        for r in rows:
+            r["fold"] = str(r["fold"]) if r.get("fold") else ""
+        return rows, m.root
+    with open(p, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"manifest {p} has no rows")
+    return rows, Path(root) if root is not None else p.parent
+
+
+def resolve_path(rel: str, root: Path) -> Optional[Path]:
+    """Find `rel` under root (or root/audio, root/video), tolerating a different media extension."""
+    rel_p = Path(rel)
+    cands = [rel_p] if rel_p.is_absolute() else [root / rel_p, root / "audio" / rel_p, root / "video" / rel_p]
+    for c in cands:
+        if c.is_file():
+            return c
+    for c in cands:
+        if c.parent.is_dir():
+            for ext in MEDIA_EXTS:
+                alt = c.with_suffix(ext)
+                if alt.is_file():
+                    return alt
+    return None
+
+
+def has_split(item_split: str, split: str, fold: str = "") -> bool:
+    """`split` ("" = any) among the item's space-separated split tags (kit manifests: "train1 test2");
+    on fold datasets "train-k" / "test-k" mean fold != k / fold == k."""
+    if not split:
+        return True
+    m = re.fullmatch(r"(train|test)-(\w+)", split)
+    if m and fold:
+        return (fold == m.group(2)) == (m.group(1) == "test")
+    return split == item_split or split in item_split.split()
+
+
+def _dense_idx(rows) -> bool:
+    """True when the rows' label_idx values are exactly 0..K-1, one per label name."""
+    try:
+        pairs = {(int(r.get("label_idx")), _first(r, LABEL_KEYS)) for r in rows}
+    except (TypeError, ValueError):
+        return False
+    idx = {i for i, _ in pairs}
+    return len(idx) == len(pairs) and idx == set(range(len(idx)))
+
+
+def load_items(manifest, root=None, require_label: bool = True, classes: Optional[list] = None,
+               require_audio: bool = False, split: str = "") -> tuple[list[Item], list[str]]:
+    """Manifest → (items, class names). Rows without a file (or label, if required) are dropped.
+
+    Class indices: `classes` when given; else the manifest's `label_idx` when it numbers the labels
+    0..K-1 (UCF101's classInd order); else the sorted unique label names. `split`: keep rows carrying this split tag ("" = all);
+    `rid` is always the row's position in the whole manifest.
+    """
+    rows, root = read_rows(manifest, root)
+    labelled = [r for r in rows if _first(r, LABEL_KEYS)]
+    if classes is not None:
+        names = list(classes)
+    elif labelled and _dense_idx(labelled):
+        by_idx = {int(r["label_idx"]): _first(r, LABEL_KEYS) for r in labelled}
+        names = [by_idx[i] for i in range(len(by_idx))]
+    else:
+        names = sorted({_first(r, LABEL_KEYS) for r in labelled})
+    index = {n: i for i, n in enumerate(names)}
+    items, missing = [], []
+    for i, r in enumerate(rows):
+        rel = _first(r, PATH_KEYS)
+        name = _first(r, LABEL_KEYS)
+        if require_label and name not in index:
+            continue
+        if require_audio and str(r.get("has_audio", "True")).lower() in ("false", "0", "no"):
+            continue
+        sp, fold = str(r.get("split", "") or ""), str(r.get("fold", "") or "")
+        if not has_split(sp, split, fold):
+            continue
+        p = resolve_path(rel, root) if rel else None
+        if p is None:
+            missing.append(rel)
+            continue
+        try:
+            dur = float(r.get("duration_s") or r.get("duration") or 0.0)
+        except ValueError:
+            dur = 0.0
+        items.append(Item(str(p), index.get(name, -1), name, fold, sp, dur, i))
+    if split and not items:
+        seen = sorted({t for r in rows for t in str(r.get("split", "") or "").split()})[:12]
+        raise ValueError(f"no manifest rows with split tag {split!r} (tags seen: {seen}; fold datasets "
+                         f"use 'train-k' / 'test-k')")
+    if missing and not items:
+        raise FileNotFoundError(f"none of the {len(missing)} manifest files were found under {root} "
+                                f"(first: {missing[0]!r}); pass --root")
+    return items, names
+
+
+# ----------------------------------------------------------------------------- decoding
+
+def media_duration(path: str) -> float:
+    """Container duration in seconds (crisscross_core.data.decode.probe)."""
+    from crisscross_core.data.decode import probe
+    return float(probe(path).duration)
+
+
+def load_audio(path: str, rate: int = 16000, duration: Optional[float] = None) -> np.ndarray:
+    """Whole-file mono waveform float32 [N] in [-1, 1] at `rate`, through the kit's one decoder.
+
+    `duration`: trim or zero-pad to exactly duration·rate samples (None = the file's audio length).
+    A file without an audio stream raises NoAudioError naming the file.
+    """
+    from crisscross_core.data.decode import decode_windows, probe
+    info = probe(path)
+    dur = duration if duration is not None else info.audio_duration
+    _, waves = decode_windows(str(path), [], [(info.audio_start, dur)], audio_rate=rate)
+    return waves[0]
+
+
+def dense_starts(total: float, window: float, n: int) -> list[float]:
+    """n evenly spaced window starts covering [0, total] (n=1: centred; all 0 when the file is shorter)."""
+    if n == 1:
+        return [max(0.0, total - window) / 2]
+    return [float(s) for s in np.linspace(0.0, max(0.0, total - window), n)]
+
+
+def load_video_windows(path: str, starts: Sequence[float], duration: float, fps: float = 16.0,
+                       short_side: Optional[int] = None, size: Optional[tuple] = None) -> np.ndarray:
+    """Video clips uint8 [K, T, H, W, 3], T = round(duration·fps); short clips repeat frames cyclically.
+
+    Frames: short side resized to `short_side`, then centre-cropped to `size` (H, W) when given (so clips
+    of different files stack). One container open for all K windows (data.decode.decode_windows).
+    """
+    from crisscross_core.data.decode import decode_windows
+    wins = [(float(s), float(duration)) for s in starts]
+    frames, _ = decode_windows(str(path), wins, [], fps=fps, short_side=short_side, size=size)
+    t = int(round(duration * fps))
+    out = []
+    for f in frames:
+        f = np.asarray(f)
+        if len(f) == 0:
+            raise ValueError(f"{path}: no video frames decoded")
+        if len(f) < t:  # pad_missing (spec §9.1): repeat cyclically
+            f = f[np.arange(t) % len(f)]
+        out.append(f[:t])
+    h = min(x.shape[1] for x in out)
+    w = min(x.shape[2] for x in out)
+    return np.stack([x[:, :h, :w] for x in out])
