@@ -1,0 +1,206 @@
+"""The main job on the embedded demo data: build it, pretrain `tiny_cpu`, evaluate, report.
+
+    crisscross demo --out demo_out                 # what `make demo` runs
+    crisscross demo --out demo_out optim.epochs=2  # any config override
+
+Evaluation compares the pretrained encoders with the *same architecture at random init*, on
+held-out demo clips: a linear probe per modality on pooled backbone features (several windows per
+clip), and cross-modal retrieval in the shared head space (audio→video: the audio predictor's
+output p_a queries the video projections z_v, which is what the loss aligns; video→audio
+likewise). Writes `report.json`, `loss_curves.png`, `probe.png`, `retrieval.png`, `umap.png`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config, load_config
+from .data.synthetic import make_demo_dataset
+from .models.crisscross import CrissCross
+
+DEMO_CLIPS = {"n_train": 800, "n_test": 200}
+PROBE_WINDOWS = 4
+
+
+class _Embed(nn.Module):
+    """One pass, three spaces: `[B, *] → [B, D_backbone + 2·D_head]` = [h | z | p]."""
+
+    def __init__(self, backbone, projector, predictor):
+        super().__init__()
+        self.backbone, self.projector, self.predictor = backbone, projector, predictor
+
+    def forward(self, x):
+        h = self.backbone(x)
+        z = self.projector(h)
+        return torch.cat([h, z, self.predictor(z)], dim=1)
+
+
+def _split(feats, widths: dict):
+    """Features with x = [h | z | p] → {"h": Features, "z": ..., "p": ...}."""
+    out, lo = {}, 0
+    for name, w in widths.items():
+        out[name] = dataclasses.replace(feats, x=feats.x[:, lo:lo + w])
+        lo += w
+    return out
+
+
+def embed_split(model: CrissCross, cfg: Config, items, windows: int = PROBE_WINDOWS) -> dict:
+    """{modality: {"h"|"z"|"p": Features}} for `items` (dense windows, eval transforms)."""
+    from .evaluate.features import AudioSettings, VideoSettings, extract_features
+    a = AudioSettings(rate=cfg.data.audio_rate, n_fft=cfg.aug.audio.n_fft, hop=cfg.aug.audio.hop,
+                      n_mels=cfg.aug.audio.n_mels, clip_duration=cfg.data.audio_duration)
+    v = VideoSettings(fps=cfg.data.video_fps, frames=int(round(cfg.data.video_duration * cfg.data.video_fps)),
+                      crop_size=cfg.aug.video.crop_size, short_side=cfg.data.decode_short_side)
+    out = {}
+    for modality, prefix in (("video", "video"), ("audio", "audio")):
+        net = _Embed(getattr(model, f"{prefix}_backbone"), getattr(model, f"{prefix}_projector"),
+                     getattr(model, f"{prefix}_predictor"))
+        feats = extract_features(net, items, modality, windows=windows, audio=a, video=v,
+                                 batch_size=64, progress=False)
+        hd = getattr(model, f"{prefix}_backbone").output_dim
+        out[modality] = _split(feats, {"h": hd, "z": cfg.model.proj_dim, "p": cfg.model.proj_dim})
+    return out
+
+
+def evaluate_model(model: CrissCross, cfg: Config, train_items, test_items) -> dict:
+    """Linear probes per modality (train→test clips) and cross-modal retrieval on the test clips."""
+    from .evaluate.probe import linear_probe
+    from .evaluate.retrieval import cross_modal_retrieval
+    model.eval()
+    tr, te = embed_split(model, cfg, train_items), embed_split(model, cfg, test_items)
+    res = {f"probe_{m}": linear_probe(tr[m]["h"], te[m]["h"])["top1"] for m in ("video", "audio")}
+    a2v = cross_modal_retrieval(te["audio"]["p"], te["video"]["z"], ks=(1, 5, 10))
+    v2a = cross_modal_retrieval(te["video"]["p"], te["audio"]["z"], ks=(1, 5, 10))
+    res.update({f"a2v_{k}": a2v[k] for k in ("R@1", "R@5", "R@10")})
+    res.update({f"v2a_{k}": v2a[k] for k in ("R@1", "R@5", "R@10")})
+    res["retrieval_chance_r1"] = a2v["chance_r1"]
+    res["_test_backbone"] = {m: te[m]["h"].per_item() for m in ("video", "audio")}
+    return res
+
+
+def _load_pretrained(cfg: Config, run_dir: Path) -> CrissCross:
+    from .checkpoint import safe_load
+    model = CrissCross.from_config(cfg.model)
+    model.load_state_dict(safe_load(run_dir / "checkpoint.pt")["model"])
+    return model
+
+
+def _random_init(cfg: Config) -> CrissCross:
+    torch.manual_seed(cfg.train.seed)
+    return CrissCross.from_config(cfg.model)
+
+
+def write_figures(out: Path, run_dir: Path, results: dict, classes: list[str]) -> list[str]:
+    num_classes = len(classes)
+    from .runlog import read_metrics
+    from .viz import plots
+    figs = {
+        "loss_curves.png": plots.loss_curves(read_metrics(run_dir), title="demo pretraining (tiny_cpu)"),
+        "probe.png": plots.grouped_bars(
+            {m: {k: results[k][f"probe_{m}"] for k in ("random init", "pretrained")} for m in ("video", "audio")},
+            "linear-probe top-1 (held-out clips)", "linear probe per modality", chance=1 / num_classes),
+        "retrieval.png": plots.grouped_bars(
+            {d: {k: results[k][f"{d}_R@1"] for k in ("random init", "pretrained")} for d in ("a2v", "v2a")},
+            "Recall@1 (held-out clips)", "cross-modal retrieval",
+            chance=results["pretrained"]["retrieval_chance_r1"]),
+    }
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, m in zip(axes, ("video", "audio")):
+        f = results["_backbone"][m]
+        names = [classes[i] for i in f.label]
+        plots.scatter_2d(plots.umap_2d(f.x), names, f"UMAP of pretrained {m} features (test clips)", ax=ax)
+    figs["umap.png"] = fig
+    for name, fig in figs.items():
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+    return list(figs)
+
+
+def summary_table(results: dict, num_classes: int) -> str:
+    rows = [("linear probe, video", "probe_video", 1 / num_classes),
+            ("linear probe, audio", "probe_audio", 1 / num_classes),
+            ("retrieval a→v R@1", "a2v_R@1", results["pretrained"]["retrieval_chance_r1"]),
+            ("retrieval v→a R@1", "v2a_R@1", results["pretrained"]["retrieval_chance_r1"]),
+            ("retrieval a→v R@5", "a2v_R@5", None), ("retrieval v→a R@5", "v2a_R@5", None)]
+    lines = [f"{'measure':<22}{'random init':>12}{'pretrained':>12}{'gain':>9}{'chance':>9}"]
+    for label, key, chance in rows:
+        r, p = results["random init"][key], results["pretrained"][key]
+        lines.append(f"{label:<22}{r:>12.3f}{p:>12.3f}{p - r:>+9.3f}"
+                     + (f"{chance:>9.3f}" if chance else f"{'':>9}"))
+    return "\n".join(lines)
+
+
+def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
+             n_train: int = DEMO_CLIPS["n_train"], n_test: int = DEMO_CLIPS["n_test"]) -> dict:
+    """Build the demo data, pretrain `tiny_cpu`, evaluate against random init; returns the report."""
+    from .evaluate.media import load_items
+    from .train import train
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    t0 = time.perf_counter()
+    manifest = make_demo_dataset(out / "data", n_train=n_train, n_test=n_test, seed=0, progress=True)
+    timings["data_s"] = time.perf_counter() - t0
+
+    run_dir = out / "run"
+    cfg = load_config("tiny_cpu", [f"data.manifest={manifest}", f"train.run_dir={run_dir}",
+                                   *(overrides or [])])
+    t1 = time.perf_counter()
+    summary = train(cfg)
+    timings["pretrain_s"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    train_items, classes = load_items(manifest, split="train")
+    test_items, _ = load_items(manifest, split="test", classes=classes)
+    results = {"random init": evaluate_model(_random_init(cfg), cfg, train_items, test_items),
+               "pretrained": evaluate_model(_load_pretrained(cfg, run_dir), cfg, train_items, test_items)}
+    results["_backbone"] = results["pretrained"].pop("_test_backbone")
+    results["random init"].pop("_test_backbone")
+    timings["evaluate_s"] = time.perf_counter() - t2
+    figures = write_figures(out, run_dir, results, classes)
+    timings["total_s"] = time.perf_counter() - t0
+
+    gains = {m: results["pretrained"][f"probe_{m}"] - results["random init"][f"probe_{m}"]
+             for m in ("video", "audio")}
+    chance = results["pretrained"]["retrieval_chance_r1"]
+    report = {
+        "config": "tiny_cpu", "overrides": overrides or [], "manifest": str(manifest),
+        "n_train": len(train_items), "n_test": len(test_items), "classes": classes,
+        "random_init": results["random init"], "pretrained": results["pretrained"],
+        "probe_gain_points": {m: round(100 * g, 1) for m, g in gains.items()},
+        "retrieval_r1_over_chance": {d: results["pretrained"][f"{d}_R@1"] / chance for d in ("a2v", "v2a")},
+        "steps": summary["step"], "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "figures": figures, "run_dir": str(run_dir),
+    }
+    report["targets_met"] = {
+        "probe_gain_ge_15_points_each_modality": all(g >= 0.15 for g in gains.values()),
+        "retrieval_r1_ge_5x_chance": all(v >= 5 for v in report["retrieval_r1_over_chance"].values()),
+        "total_le_10_min": timings["total_s"] <= 600,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print("\n" + summary_table(results, len(classes)))
+    print(f"\nprobe gain (points): {report['probe_gain_points']}   "
+          f"R@1 / chance: { {k: round(v, 1) for k, v in report['retrieval_r1_over_chance'].items()} }")
+    print(f"time: {report['timings_s']}   targets met: {report['targets_met']}")
+    print(f"report: {out / 'report.json'}; figures: {', '.join(figures)}")
+    return report
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", default="demo_out", help="output folder (data, run, report)")
+    parser.add_argument("--n-train", type=int, default=DEMO_CLIPS["n_train"])
+    parser.add_argument("--n-test", type=int, default=DEMO_CLIPS["n_test"])
+    parser.add_argument("overrides", nargs="*", help="config overrides for tiny_cpu, e.g. optim.epochs=2")
+
+
+def run(args) -> int:
+    report = run_demo(args.out, args.overrides, args.n_train, args.n_test)
+    return 0 if all(report["targets_met"].values()) else 1
