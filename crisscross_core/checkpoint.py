@@ -240,3 +240,17 @@ def export_backbone(backbone: nn.Module, path: str | os.PathLike) -> Path:
     """Write `backbone`'s state dict as the release does: a bare OrderedDict, no prefix, CPU tensors."""
     state = OrderedDict((k, v.detach().cpu().clone()) for k, v in backbone.state_dict().items())
     return atomic_save(state, path)
+
+
+def load_run_model(model_cfg, run_dir=None, seed: int = 0):
+    """(CrissCross, step or None): the pretraining model of `<run_dir>/checkpoint.pt` when it exists,
+    else the same architecture at a seeded random init (step None). `model_cfg`: a ModelConfig."""
+    from .models.crisscross import CrissCross
+    torch.manual_seed(seed)
+    model = CrissCross.from_config(model_cfg)
+    path = Path(run_dir) / "checkpoint.pt" if run_dir else None
+    if path is None or not path.is_file():
+        return model, None
+    state = safe_load(path)
+    model.load_state_dict(state["model"])
+    return model, state.get("step")

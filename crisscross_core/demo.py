@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import load_run_model
 from .config import Config, load_config
 from .data.synthetic import make_demo_dataset
 from .models.crisscross import CrissCross
@@ -82,18 +83,6 @@ def evaluate_model(model: CrissCross, cfg: Config, train_items, test_items) -> d
     res["retrieval_chance_r1"] = a2v["chance_r1"]
     res["_test_backbone"] = {m: te[m]["h"].per_item() for m in ("video", "audio")}
     return res
-
-
-def _load_pretrained(cfg: Config, run_dir: Path) -> CrissCross:
-    from .checkpoint import safe_load
-    model = CrissCross.from_config(cfg.model)
-    model.load_state_dict(safe_load(run_dir / "checkpoint.pt")["model"])
-    return model
-
-
-def _random_init(cfg: Config) -> CrissCross:
-    torch.manual_seed(cfg.train.seed)
-    return CrissCross.from_config(cfg.model)
 
 
 def write_figures(out: Path, run_dir: Path, results: dict, classes: list[str]) -> list[str]:
@@ -160,8 +149,10 @@ def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
     torch.set_num_threads(max(1, torch.get_num_threads()))
     train_items, classes = load_items(manifest, split="train")
     test_items, _ = load_items(manifest, split="test", classes=classes)
-    results = {"random init": evaluate_model(_random_init(cfg), cfg, train_items, test_items),
-               "pretrained": evaluate_model(_load_pretrained(cfg, run_dir), cfg, train_items, test_items)}
+    random_init, _ = load_run_model(cfg.model, None, seed=cfg.train.seed)
+    pretrained, _ = load_run_model(cfg.model, run_dir)
+    results = {"random init": evaluate_model(random_init, cfg, train_items, test_items),
+               "pretrained": evaluate_model(pretrained, cfg, train_items, test_items)}
     results["_backbone"] = results["pretrained"].pop("_test_backbone")
     results["random init"].pop("_test_backbone")
     timings["evaluate_s"] = time.perf_counter() - t2

@@ -1,0 +1,1 @@
+"""crisscross-kit."""

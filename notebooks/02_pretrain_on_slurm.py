@@ -1,0 +1,159 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Pretrain on Slurm from a notebook
+#
+# Choose a cluster profile and a preset, submit a (multi-node) run from a cell, watch it with the
+# job panel (state, step, samples/s, live loss, log tail, a cancel button), then cancel and resume.
+#
+# `crisscross_core.launch.submit` snapshots the code into the run directory, submits one submitit
+# job whose tasks call `train(cfg)` with torch.distributed set up from the Slurm environment, and
+# returns a handle. Training always resumes from `<run_dir>/checkpoint.pt`, so "resume" is just
+# "submit again with the same run directory" — after a cancel, a time-out or a preemption alike.
+#
+# Where it runs: `PROFILE="auto"` picks the loopback Slurm cluster (`tests/slurm_cluster.sh start`,
+# profile `slurm/profiles/loopback.yaml`) when `sbatch` is on PATH and `sinfo` answers, and
+# otherwise submitit's local executor (subprocesses on this machine, one node). On your cluster,
+# set `PROFILE` to your profile (see `slurm/README.md`; `example_university.yaml` is a template).
+
+# %% tags=["parameters"]
+PROFILE = "auto"          # "auto" | a profile name in slurm/profiles/ | a YAML path | "local" | "debug"
+PRESET = "tiny_cpu"       # or paper_kinetics400 / paper_kinetics_sound / paper_audioset / a YAML file
+NODES = 2                 # Slurm nodes (local executor: always 1)
+TASKS_PER_NODE = 1        # CPU: tasks per node; GPU clusters: set GPUS_PER_NODE (one task per GPU)
+GPUS_PER_NODE = None
+MANIFEST = ""             # training manifest; "" = the demo data
+STEPS = 60                # total optimiser steps of this run
+OVERRIDES = []            # more dotted config overrides, e.g. ["optim.batch_size=32"]
+RUN_DIR = ""              # "" = <work dir>/slurm_run
+WATCH_S = 900             # give up watching after this many seconds
+SMALL = None              # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
+
+# %%
+import os
+import time
+from pathlib import Path
+
+import yaml
+from IPython.display import Markdown, display
+
+from crisscross_core.launch import PROFILE_DIRS, submit
+from crisscross_core.runlog import read_metrics, series
+from crisscross_core.viz.notebook import demo_manifest, nb_paths, pick_cluster, small_mode
+from crisscross_core.viz.plots import loss_curves
+
+SMALL = small_mode() if SMALL is None else SMALL
+paths = nb_paths()
+if SMALL:
+    STEPS = 6
+    os.environ.setdefault("OMP_NUM_THREADS", "1")   # jobs inherit it: one thread each on CI's 2 cores
+run_dir = Path(RUN_DIR or paths["work"] / "slurm_run")
+manifest = MANIFEST or str(demo_manifest(paths["demo"], small=SMALL))
+
+# %% [markdown]
+# ## Cluster profiles
+# The profiles the launcher knows (`slurm/profiles/*.yaml`, plus directories in `$CRISSCROSS_PROFILES`).
+
+# %%
+lines = ["| profile | description | partition | time (min) | GPUs/node |", "|---|---|---|---|---|"]
+for d in PROFILE_DIRS:
+    for p in sorted(Path(d).glob("*.yaml")) if Path(d).is_dir() else []:
+        prof = yaml.safe_load(p.read_text()) or {}
+        lines.append(f"| `{p.stem}` | {prof.get('description', '')} | {prof.get('partition', '')} | "
+                     f"{prof.get('time_min', '')} | {prof.get('gpus_per_node', '')} |")
+display(Markdown("\n".join(lines)))
+
+cluster, why = pick_cluster(PROFILE)
+nodes = NODES if cluster not in ("local", "debug") else 1
+display(Markdown(f"**cluster:** `{cluster}` — {why}; **nodes:** {nodes} × {TASKS_PER_NODE} task(s)"))
+
+# %% [markdown]
+# ## Submit
+# The config is validated before anything is submitted (a typo in an override fails here, naming
+# the key). Small runs use a short schedule so that the whole notebook takes about a minute on CPU.
+
+# %%
+overrides = [f"data.manifest={manifest}", "train.checkpoint_every=2", "train.tensorboard=false", *OVERRIDES]
+if SMALL:
+    overrides += ["optim.batch_size=8", "data.num_workers=0", "data.clips_per_video=1", "train.log_every=1"]
+
+
+def launch(max_steps):
+    """Submit (or resubmit: train resumes from run_dir/checkpoint.pt) a run that stops at `max_steps`."""
+    return submit(PRESET, overrides + [f"optim.max_steps={max_steps}"], cluster=cluster, nodes=nodes,
+                  tasks_per_node=TASKS_PER_NODE, gpus_per_node=GPUS_PER_NODE, run_dir=str(run_dir),
+                  time_min=30)
+
+
+def watch(job, panel, until=None, timeout=WATCH_S):
+    """Poll until the job ends (or `until(job)` is true); refresh the panel; return the final state."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        panel.refresh()
+        if job.done() or (until is not None and until(job)):
+            break
+        time.sleep(1.0)
+    return panel.refresh()["state"]
+
+
+job = launch(STEPS // 2)
+panel = job.panel()              # the next cell refreshes it; `panel.start(interval=5)` refreshes in a thread
+panel
+
+# %%
+state = watch(job, panel)
+print(job, "->", state)
+print(job.tail(5))
+
+# %% [markdown]
+# ## Cancel, then resume
+# Submit the rest of the schedule, cancel it once it has taken a step (the panel's **Cancel job**
+# button does the same), then submit again: `train` picks up the latest checkpoint in the run directory.
+
+# %%
+done_steps = read_metrics(run_dir)[-1]["step"]
+job2 = launch(STEPS)
+panel2 = job2.panel()
+state2 = watch(job2, panel2, until=lambda j: read_metrics(run_dir)[-1]["step"] > done_steps, timeout=300)
+job2.cancel()
+print(job2, "->", watch(job2, panel2, timeout=60))   # local executor: its controller may print a KeyboardInterrupt
+panel2
+
+# %%
+job3 = launch(STEPS)
+panel3 = job3.panel()
+state3 = watch(job3, panel3)
+print(job3, "->", state3)
+print("\n".join(l for l in job3.tail(200).splitlines() if "resumed" in l) or "(started from scratch)")
+panel3
+
+# %% [markdown]
+# ## Loss, the six terms, throughput
+# From `<run_dir>/metrics.jsonl` (rank 0 writes one record per logged step). Intra-modal terms are
+# solid, synchronous cross-modal dashed, asynchronous cross-modal dotted; −1 is perfect agreement.
+
+# %%
+records = read_metrics(run_dir, kind="step")
+fig = loss_curves(records, title=f"{PRESET} on {cluster}")
+
+# %%
+import matplotlib.pyplot as plt
+
+steps, sps = series(records, "samples_per_s")
+_, wait = series(records, "data_wait")
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.plot(steps, sps, marker="o", label="samples/s (all ranks)")
+ax.set_xlabel("step")
+ax.set_ylabel("samples/s")
+ax2 = ax.twinx()
+ax2.plot(steps, wait, color="grey", ls="--", label="data wait (fraction)")
+ax2.set_ylim(0, 1)
+fig.legend(fontsize=8, loc="lower right")
+ax.set_title(f"throughput — world size {records[-1].get('world_size', 1) if records else '?'}")
+fig.tight_layout()

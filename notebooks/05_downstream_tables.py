@@ -1,0 +1,146 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Downstream tables
+#
+# Collect the evaluation protocols' JSON results (`crisscross evaluate ...` writes one file per run)
+# and render them beside the paper's numbers, with their spreads (per-fold / per-split) and plots.
+#
+# With `RUN_PROTOCOLS = True` the notebook first runs a few protocols itself on what is at hand:
+# kNN and linear probes on the demo data (pretrained vs random init) and, when `../shared/data/esc10`
+# exists, the ESC-10 linear-SVM protocol (spec §9.2) with the run's audio encoder and with a
+# no-network log-mel-statistics baseline. The paper's rows (Kinetics-Sound / K400 / AudioSet
+# pretraining, full-size models) are the reference; a tiny CPU model pretrained for minutes on
+# synthetic clips is not expected to approach them.
+#
+# For the paper's protocols at full size, run for example
+# `crisscross evaluate esc-svm --weights aud_crisscross_kinetics_400.pth.tar --data esc50.csv --out results`
+# and point `RESULTS` at the directory.
+
+# %% tags=["parameters"]
+RESULTS = []              # extra result JSON files / directories to include
+RESULTS_DIR = ""          # where this notebook writes; "" = <work dir>/results
+RUN_PROTOCOLS = True      # run the small protocols below (else only collect)
+RUN_DIR = ""              # pretraining run for the encoders; "" = the one notebook 00 wrote
+MANIFEST = ""             # labelled manifest with train/test splits; "" = the demo data
+ESC_FOLDS = None          # ESC-10 test folds (None = all five)
+ESC_CROPS = 10            # augmented training crops per ESC recording (paper: 100)
+SMALL = None              # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
+
+# %%
+from pathlib import Path
+
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+
+from crisscross_core.demo import embed_split
+from crisscross_core.evaluate.features import AudioFeatures, LogMelStats, audio_train_transform
+from crisscross_core.evaluate.media import load_items
+from crisscross_core.evaluate.probe import knn_probe, linear_probe
+from crisscross_core.evaluate.results import load_results, render_markdown, write_result
+from crisscross_core.evaluate.svm import SVMConfig, run_svm
+from crisscross_core.viz.explorers import results_figure, spread_values
+from crisscross_core.viz.notebook import (demo_manifest, exported_weights, feature_settings, load_model,
+                                          nb_paths, run_config, small_mode)
+
+SMALL = small_mode() if SMALL is None else SMALL
+torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
+paths = nb_paths()
+out_dir = Path(RESULTS_DIR or paths["work"] / "results")
+run_dir = RUN_DIR or paths["run"]
+cfg = run_config(run_dir)
+esc = paths["repo"] / "data_manifests" / "esc10.csv"      # the kit manifest of ../shared/data/esc10
+
+# %% [markdown]
+# ## Run small protocols
+# Probes on the demo data: per-clip backbone features (windows averaged) of the train split train a
+# cosine kNN and a logistic-regression probe, scored on the test split. Random init is repeated over
+# several initialisation seeds: that spread is the yardstick for the pretrained numbers.
+
+# %%
+if RUN_PROTOCOLS:
+    manifest = MANIFEST or demo_manifest(paths["demo"], small=SMALL)
+    train_items, classes = load_items(manifest, split="train", require_audio=True)
+    test_items, _ = load_items(manifest, split="test", classes=classes, require_audio=True)
+    if SMALL:
+        train_items, test_items = train_items[:24], test_items[:12]
+    print(f"{len(train_items)} train / {len(test_items)} test clips, {len(classes)} classes")
+    probes = {"knn": lambda a, b: knn_probe(a, b, k=5), "linear_probe": linear_probe}
+    weights = exported_weights(run_dir)
+    for label, rd, seeds in (("pretrained", run_dir, [0]), ("random init", None, [0, 1] if SMALL else [0, 1, 2])):
+        runs = {}
+        for seed in seeds:
+            model, note = load_model(rd, cfg, seed=seed)
+            tr, te = (embed_split(model, cfg, its, windows=2) for its in (train_items, test_items))
+            for m in ("video", "audio"):
+                for name, fn in probes.items():
+                    runs.setdefault((name, m), []).append(fn(tr[m]["h"], te[m]["h"])["top1"])
+        print(f"{label}: {note}")
+        for (name, m), vals in runs.items():
+            r = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "per_seed": vals}
+            write_result(f"{name}_{m}", r, out_dir, dataset="demo", label=label, seed=seeds[0],
+                         weights=weights[m] if rd else None,
+                         config={"run_dir": str(rd), "windows": 2, "init_seeds": seeds, "note": note})
+
+# %% [markdown]
+# ESC-10 linear SVM (spec §9.2): augmented random crops of the training folds, evenly spaced windows
+# of the test fold, C chosen on a held-out training fold; per-fold accuracies give the spread.
+
+# %%
+if RUN_PROTOCOLS and (paths["shared"] / "esc10").is_dir() and esc.is_file():
+    items, _ = load_items(esc)
+    folds = ESC_FOLDS
+    crops, windows, selection = ESC_CROPS, None, "heldout"
+    if SMALL:   # two folds, one crop: the pipeline, not the number
+        items = [it for it in items if it.fold in ("1", "2")]
+        folds, crops, windows, selection = ("1", "2"), 1, 2, "fixed"
+    _, a_settings = feature_settings(cfg)
+    svm_cfg = SVMConfig(clip_duration=2.0, train_crops=crops, test_windows=windows, selection=selection,
+                        fixed_c=1e-2, folds=folds, scale_features=False)
+    aug = audio_train_transform(a_settings)
+    model, note = load_model(run_dir, cfg)
+    run_weights = exported_weights(run_dir)["audio"]
+    for label, feat, scale, w in (
+            ("run encoder", AudioFeatures(model.audio_backbone, "conv5x"), False, run_weights),
+            ("log-mel stats", LogMelStats(), True, None)):
+        c = SVMConfig(**{**svm_cfg.__dict__, "scale_features": scale})
+        r = run_svm(feat, items, c, augment=aug, audio=a_settings, progress=False)
+        write_result("esc_svm", r, out_dir, dataset="esc10", label=label, weights=w, config={"note": note})
+        print(f"ESC-10 {label}: {100 * r['mean']:.1f} ± {100 * r['std']:.1f} %")
+elif RUN_PROTOCOLS:
+    print(f"no {paths['shared'] / 'esc10'}: ESC-10 skipped")
+
+# %% [markdown]
+# ## Collect and render
+# Every record carries the protocol, dataset, pretraining, weights (+ sha256), seed, config and
+# timestamp. The table puts each number beside the paper's for the same dataset and pretraining.
+
+# %%
+records = load_results([p for p in [out_dir, *RESULTS] if Path(p).exists()])
+latest = {}
+for r in records:   # the newest record per (protocol, dataset, label, weights)
+    latest[(r["protocol"], r["dataset"], r.get("label"), r.get("weights"))] = r
+records = list(latest.values())
+display(Markdown(render_markdown(records)))
+
+# %% [markdown]
+# ## Spreads
+# Bars: mean ± std; dots: per-fold / per-seed numbers; red stars: the paper (when the record's
+# pretraining matches one of the paper's rows).
+
+# %%
+fig = results_figure(records, title="our results (dots: folds / seeds) vs the paper (stars)")
+
+# %%
+for r in records:
+    pts = spread_values(r)
+    if pts:
+        print(f"{r['dataset']:>8} {r['protocol']:<14} {r.get('label', ''):<14} "
+              + " ".join(f"{100 * p:5.1f}" for p in pts))
