@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from crisscross_core.config import load_config
+
 
 @pytest.mark.slow
 def test_demo_writes_report_and_figures(tmp_path):
@@ -10,7 +12,8 @@ def test_demo_writes_report_and_figures(tmp_path):
     report = run_demo(tmp_path, ["optim.epochs=1", "optim.batch_size=16", "train.progress=false"],
                       n_train=32, n_test=16)
     on_disk = json.loads((tmp_path / "report.json").read_text())
-    assert on_disk["n_train"] == 32 and on_disk["n_test"] == 16 and on_disk["steps"] == 2
+    steps_per_epoch = 32 * load_config("tiny_cpu").data.clips_per_video // 16
+    assert on_disk["n_train"] == 32 and on_disk["n_test"] == 16 and on_disk["steps"] == steps_per_epoch
     for name in ("loss_curves.png", "probe.png", "retrieval.png", "umap.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     for side in ("random_init", "pretrained"):

@@ -84,7 +84,9 @@ def _spawn(manifest, run_dir, steps):
     code = ("import sys; from crisscross_core.train import train; "
             "train('tiny_cpu', sys.argv[1:])")
     args = tiny(manifest, run_dir, f"optim.max_steps={steps}", "train.checkpoint_every=1")
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO,
+    # Same thread count in every run: float reduction order (hence bits) depends on it.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -104,7 +106,9 @@ def _kill_during_checkpoint_write(proc, run_dir, timeout=120):
 def test_kill_9_anywhere_then_resume_completes_identically(tmp_path, demo_manifest):
     ref, run = tmp_path / "ref", tmp_path / "run"
     steps = 6
-    train("tiny_cpu", tiny(demo_manifest, ref, f"optim.max_steps={steps}", "train.checkpoint_every=1"))
+    proc = _spawn(demo_manifest, ref, steps)  # the uninterrupted reference, in the same conditions
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
 
     proc = _spawn(demo_manifest, run, steps)  # kill 1: in the middle of a checkpoint write
     killed = _kill_during_checkpoint_write(proc, run)
