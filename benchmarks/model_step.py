@@ -16,6 +16,8 @@ import json
 import time
 
 import torch
+
+from common import matmul_peak, sync  # benchmarks/common.py
 from torch.utils.flop_counter import FlopCounterMode
 
 from crisscross_core.config import LossConfig, load_config
@@ -53,9 +55,6 @@ def step(model, inputs, loss_cfg, amp_dtype, device):
     return loss
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def count_flops(model, inputs, loss_cfg, amp_dtype, device) -> int:
@@ -65,18 +64,6 @@ def count_flops(model, inputs, loss_cfg, amp_dtype, device) -> int:
     return counter.get_total_flops()
 
 
-def measure_peak_bf16(device, n=8192, reps=20) -> float:
-    """Measured dense bf16 matmul FLOP/s (n x n x n), the MFU denominator."""
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
 def bench(preset, batch, iters, warmup, device, amp_dtype, channels_last, compile_model, peak):
@@ -145,7 +132,7 @@ def main(argv=None):
                "paper": args.batch_paper or (128 if gpu else 2)}
     iters = args.iters or (20 if gpu else 3)
     warmup = args.warmup or (5 if gpu else 1)
-    peak = measure_peak_bf16(device) if gpu else None
+    peak = matmul_peak(device) if gpu else None
     if peak:
         print(json.dumps({"bench": "model_step", "metric": "peak_bf16_matmul", "value": round(peak / 1e12, 1),
                           "unit": "TFLOP/s", "device": torch.cuda.get_device_name()}), flush=True)

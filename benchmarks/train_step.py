@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from common import matmul_peak, sync  # benchmarks/common.py
+
 from crisscross_core.config import load_config
 from crisscross_core.losses import crisscross_loss
 from crisscross_core.models.crisscross import CrissCross
@@ -56,9 +58,6 @@ def inputs(cfg, batch, device):
     return v, a
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_release(cfg, batch, iters, device):
@@ -127,20 +126,6 @@ def step_flops(cfg, batch, device):
     return fc.get_total_flops()
 
 
-def matmul_peak(device, dtype=torch.bfloat16, n=8192, iters=20):
-    """Measured dense matmul throughput (FLOP/s): the MFU denominator."""
-    if device.type != "cuda":
-        n, iters, dtype = 1024, 5, torch.float32
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * iters / (time.perf_counter() - t0)
 
 
 def main():
