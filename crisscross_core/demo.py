@@ -189,9 +189,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (data, run, report)")
     parser.add_argument("--n-train", type=int, default=DEMO_CLIPS["n_train"])
     parser.add_argument("--n-test", type=int, default=DEMO_CLIPS["n_test"])
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when a demo target is missed (the report says which)")
     parser.add_argument("overrides", nargs="*", help="config overrides for tiny_cpu, e.g. optim.epochs=2")
 
 
 def run(args) -> int:
     report = run_demo(args.out, args.overrides, args.n_train, args.n_test)
-    return 0 if all(report["targets_met"].values()) else 1
+    return 1 if args.strict and not all(report["targets_met"].values()) else 0
