@@ -34,8 +34,9 @@ def _rank(rank, port, x, out_q):
     grads = [p.grad for p in net.parameters()]
     for g in grads:
         dist.all_reduce(g)  # gradients of the global sum
-    out_q.put((rank, y.detach(), [g.clone() for g in grads], net[1].running_mean.clone(),
-               net[1].running_var.clone()))
+    # numpy, not tensors: torch shares tensors through file descriptors that die with this process
+    out_q.put((rank, y.detach().numpy(), [g.numpy() for g in grads], net[1].running_mean.numpy(),
+               net[1].running_var.numpy()))
     dist.destroy_process_group()
 
 
@@ -54,12 +55,13 @@ def test_two_rank_sync_bn_equals_full_batch():
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    y = torch.cat([r[1] for r in results])
+    t = torch.from_numpy
+    y = torch.cat([t(r[1]) for r in results])
     torch.testing.assert_close(y, y_ref.detach(), atol=1e-5, rtol=1e-5)
     for g, p in zip(results[0][2], ref.parameters()):
-        torch.testing.assert_close(g, p.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(results[0][3], ref[1].running_mean, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(results[0][4], ref[1].running_var, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(t(g), p.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(t(results[0][3]), ref[1].running_mean, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(t(results[0][4]), ref[1].running_var, atol=1e-6, rtol=1e-5)
 
 
 def test_single_process_falls_back_to_plain_bn():
