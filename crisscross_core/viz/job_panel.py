@@ -5,7 +5,7 @@
     panel.start(interval=5)                                  # or refresh in a background thread
 
 Works with any handle that has status(), metrics() (list of dicts with step/loss/samples_per_s),
-tail(n) and cancel() -- crisscross_core.launch.JobHandle or a fake in tests.
+tail(n) and cancel() -- crisscross_core.jobs.JobHandle or a fake in tests.
 """
 from __future__ import annotations
 
