@@ -53,11 +53,8 @@ def _split(feats, widths: dict):
 
 def embed_split(model: CrissCross, cfg: Config, items, windows: int = PROBE_WINDOWS) -> dict:
     """{modality: {"h"|"z"|"p": Features}} for `items` (dense windows, eval transforms)."""
-    from .evaluate.features import AudioSettings, VideoSettings, extract_features
-    a = AudioSettings(rate=cfg.data.audio_rate, n_fft=cfg.aug.audio.n_fft, hop=cfg.aug.audio.hop,
-                      n_mels=cfg.aug.audio.n_mels, clip_duration=cfg.data.audio_duration)
-    v = VideoSettings(fps=cfg.data.video_fps, frames=int(round(cfg.data.video_duration * cfg.data.video_fps)),
-                      crop_size=cfg.aug.video.crop_size, short_side=cfg.data.decode_short_side)
+    from .evaluate.features import extract_features, settings_for
+    v, a = settings_for(cfg)
     out = {}
     for modality, prefix in (("video", "video"), ("audio", "audio")):
         net = _Embed(getattr(model, f"{prefix}_backbone"), getattr(model, f"{prefix}_projector"),

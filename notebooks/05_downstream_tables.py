@@ -47,8 +47,9 @@ from crisscross_core.evaluate.probe import knn_probe, linear_probe
 from crisscross_core.evaluate.results import load_results, render_markdown, write_result
 from crisscross_core.evaluate.svm import SVMConfig, run_svm
 from crisscross_core.viz.explorers import results_figure, spread_values
-from crisscross_core.viz.notebook import (demo_manifest, exported_weights, feature_settings, load_model,
-                                          nb_paths, run_config, small_mode)
+from crisscross_core.evaluate.features import settings_for
+from crisscross_core.viz.notebook import (demo_manifest, exported_weights, load_model, nb_paths, run_config,
+                                          small_mode)
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
@@ -101,7 +102,7 @@ if RUN_PROTOCOLS and (paths["shared"] / "esc10").is_dir() and esc.is_file():
     if SMALL:   # two folds, one crop: the pipeline, not the number
         items = [it for it in items if it.fold in ("1", "2")]
         folds, crops, windows, selection = ("1", "2"), 1, 2, "fixed"
-    _, a_settings = feature_settings(cfg)
+    _, a_settings = settings_for(cfg)
     svm_cfg = SVMConfig(clip_duration=2.0, train_crops=crops, test_windows=windows, selection=selection,
                         fixed_c=1e-2, folds=folds, scale_features=False)
     aug = audio_train_transform(a_settings)

@@ -186,6 +186,15 @@ class VideoSettings:
         return self.short_side or int(self.crop_size / 0.875)
 
 
+def settings_for(cfg) -> tuple[VideoSettings, AudioSettings]:
+    """(VideoSettings, AudioSettings) matching a pretraining Config's data and augmentation sizes."""
+    d, a = cfg.data, cfg.aug.audio
+    v = VideoSettings(fps=d.video_fps, frames=int(round(d.video_duration * d.video_fps)),
+                      crop_size=cfg.aug.video.crop_size, short_side=d.decode_short_side or None)
+    return v, AudioSettings(rate=d.audio_rate, n_fft=a.n_fft, hop=a.hop, n_mels=a.n_mels,
+                            clip_duration=d.audio_duration)
+
+
 _LOGMEL_CACHE: dict = {}
 
 

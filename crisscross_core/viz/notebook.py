@@ -138,16 +138,6 @@ def run_config(run_dir: str | Path | None, preset: str = "tiny_cpu"):
     return load_config(p if p is not None and p.is_file() else preset)
 
 
-def feature_settings(cfg):
-    """(evaluate.features.VideoSettings, AudioSettings) matching a pretraining Config's data and aug."""
-    from crisscross_core.evaluate.features import AudioSettings, VideoSettings
-    d, a = cfg.data, cfg.aug.audio
-    v = VideoSettings(fps=d.video_fps, frames=int(round(d.video_duration * d.video_fps)),
-                      crop_size=cfg.aug.video.crop_size, short_side=d.decode_short_side or None)
-    return v, AudioSettings(rate=d.audio_rate, n_fft=a.n_fft, hop=a.hop, n_mels=a.n_mels,
-                            clip_duration=d.audio_duration)
-
-
 def exported_weights(run_dir: str | Path | None) -> dict:
     """{"video": path | None, "audio": path | None}: a run's exported `vid_/aud_crisscross_*` backbones."""
     from crisscross_core.evaluate.features import resolve_weights
