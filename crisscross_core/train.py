@@ -32,6 +32,7 @@ from .loader import CudaPrefetcher, GlobalBatchSampler, build_loader
 from .losses import crisscross_loss
 from .models.crisscross import CrissCross
 from .optim import LRSchedule, build_optimizer
+from .runlog import read_metrics
 
 COLLAPSE_STD = 0.1  # warn when std(normalised z)·sqrt(d) falls below this (healthy ≈ 1)
 
@@ -78,16 +79,9 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     """Drop step records logged after the checkpoint we resume from (they will be redone)."""
     if not path.exists():
         return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if rec.get("step", -1) <= last_step:
-            keep.append(line)
+    keep = [r for r in read_metrics(path, kind=None) if r.get("step", -1) <= last_step]  # cut lines go too
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(l + "\n" for l in keep))
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     tmp.replace(path)
 
 
