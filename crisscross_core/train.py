@@ -67,12 +67,27 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
-             "python": repr(random.getstate())}
+def rng_state() -> dict:
+    """torch / CUDA / numpy / python RNG states in a form `torch.load(weights_only=True)` accepts."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def restore_rng(state: dict) -> None:
+    """Inverse of `rng_state`. The training stream itself is derived from (seed, step, rank); this
+    restores the global generators too, so code that draws from them continues where it stopped."""
+    torch.set_rng_state(state["torch"].cpu())  # the checkpoint may have been mapped to a GPU
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def _trim_metrics(path: Path, last_step: int) -> None:
@@ -205,6 +220,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         step, n_failed_total = state["step"], state.get("n_failed_total", 0)
+        restore_rng(state["rng"])
         if info.is_main:
             print(f"[crisscross] resumed from {ckpt_path} at step {step}", flush=True)
     if info.is_main:  # records after the resumed step (or all, on a fresh start) will be redone
@@ -216,7 +232,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
         return {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "step": step,
                 "epoch": step // steps_per_epoch, "n_failed_total": n_failed_total,
-                "config": to_dict(cfg), "rng": _rng_state(), "world_size": info.world_size}
+                "config": to_dict(cfg), "rng": rng_state(), "world_size": info.world_size}
 
     writer = _tensorboard(cfg, run_dir) if info.is_main else None
     bar = _progress(cfg, info, stop_step, step)

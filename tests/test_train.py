@@ -164,3 +164,20 @@ def test_two_rank_gloo_ddp_matches_one_process(tmp_path, demo_manifest):
         tol = 1e-5 if r1["step"] <= 2 else 1e-4  # float noise, amplified a little by Adam
         for key in ("loss", "Lv1v2", "La1a2", "Lv1a1", "Lv2a2", "Lv1a2", "La1v2"):
             assert r2[key] == pytest.approx(r1[key], abs=tol), (r1["step"], key)
+
+
+def test_rng_states_survive_a_checkpoint(tmp_path):
+    import random as pyrandom
+
+    import numpy as np
+
+    from crisscross_core.checkpoint import atomic_save
+    from crisscross_core.train import restore_rng, rng_state
+    torch.manual_seed(3), np.random.seed(3), pyrandom.seed(3)
+    atomic_save({"rng": rng_state()}, tmp_path / "c.pt")
+    expected = (torch.rand(3), np.random.rand(3), pyrandom.random())
+    torch.manual_seed(99), np.random.seed(99), pyrandom.seed(99)  # move every generator elsewhere
+    restore_rng(safe_load(tmp_path / "c.pt")["rng"])            # weights_only load
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert pyrandom.random() == expected[2]
