@@ -143,7 +143,6 @@ def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
     timings["pretrain_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train_items, classes = load_items(manifest, split="train")
     test_items, _ = load_items(manifest, split="test", classes=classes)
     random_init, _ = load_run_model(cfg.model, None, seed=cfg.train.seed)

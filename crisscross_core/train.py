@@ -289,7 +289,8 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     if info.is_main:
                         _log(rec, metrics_file, writer, bar, n_in_window)
                     sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
-                if step % cfg.train.checkpoint_every == 0 and step % steps_per_epoch and info.is_main:
+                at_block_end = step % steps_per_epoch == 0 or step == stop_step  # saved just below
+                if step % cfg.train.checkpoint_every == 0 and not at_block_end and info.is_main:
                     save_checkpoint(run_dir, checkpoint_state())
             if step % steps_per_epoch == 0 or step == stop_step:
                 failed = int(D.all_reduce_mean(epoch_failed.float(), info).item() * info.world_size)
