@@ -36,12 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     args = cmd.parse_args(rest)
     try:
         return int(module.run(args) or 0)
-    except Exception as exc:  # a clean one-line error for expected failures
-        from .config import ConfigError
-        if isinstance(exc, (ConfigError, FileNotFoundError)):
+    except Exception as exc:  # a clean one-line error for bad input; a traceback for bugs
+        if isinstance(exc, _input_errors()):
             print(f"crisscross {name}: error: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _input_errors() -> tuple:
+    """The kit's errors about the user's input (config, manifest, media, checkpoint, cluster profile);
+    their messages name the key or file and say what would fix it."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data.datasets import DataError
+    from .data.decode import DecodeError
+    from .data.manifest import ManifestError
+    from .launch import LaunchError
+    return (ConfigError, FileNotFoundError, CheckpointError, DataError, DecodeError, ManifestError,
+            LaunchError)
 
 
 if __name__ == "__main__":
