@@ -49,3 +49,20 @@ def test_cli_on_demo_data(demo, run_dir, tmp_path):
     ft = load_results(out)[-1]
     assert ft["protocol"] == "finetune" and ft["result"]["steps"] == 4 and ft["result"]["n_test"] == 8
     assert ft["pretrain"] is None                  # unknown pretraining: no paper number is claimed
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--test-split", "validation"], "no manifest rows with split tag 'validation'"),
+    (["--data", "MISSING"], "MISSING"),
+])
+def test_cli_input_errors_are_one_line(demo, run_dir, tmp_path, capsys, bad, message):
+    """A wrong split tag or a missing manifest ends `crisscross evaluate` with exit 2 and one line."""
+    from crisscross_core.cli import main
+    args = ["evaluate", "linear-probe", "--data", str(demo), "--out", str(tmp_path), "--no-progress",
+            "--weights", str(run_dir), "--frames", "4", "--crop-size", "32", "--windows", "1"]
+    if bad[0] == "--data":
+        args[args.index("--data") + 1] = str(tmp_path / "MISSING.csv")
+        bad = []
+    assert main(args + bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1

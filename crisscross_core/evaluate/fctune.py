@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.manifest import ManifestError
 from .features import AudioFeatures, AudioSettings, Features, audio_train_transform, extract_features
 from .media import Item
 
@@ -74,7 +75,7 @@ def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Seq
     """Train the head; return {"mean": last-epoch top-1, "best_over_epochs_test", "per_epoch", ...}."""
     leak = {i.rid for i in train_items} & {i.rid for i in test_items}
     if leak:
-        raise ValueError(f"fctune: {len(leak)} recordings are in both train and test (e.g. row {min(leak)})")
+        raise ManifestError(f"fctune: {len(leak)} recordings are in both train and test (e.g. row {min(leak)})")
     a = audio or AudioSettings()
     a = AudioSettings(**{**asdict(a), "clip_duration": cfg.clip_duration})
     augment = augment or audio_train_transform(a, device=device)

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import ConfigError
 from .media import Item, dense_starts, load_audio, load_video_windows, media_duration
 
 
@@ -77,7 +78,7 @@ def build_backbone(modality: str, depth: int = 18, width: float = 1.0) -> nn.Mod
     if modality == "audio":
         from crisscross_core.models.audio import AudioResNet
         return AudioResNet(depth=depth, width=width)
-    raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
 
 
 def load_encoder(weights, modality: str, depth: Optional[int] = None, width: Optional[float] = None,
@@ -122,7 +123,7 @@ class AudioFeatures(nn.Module):
     def __init__(self, backbone: nn.Module, mode: str = "conv5x", legacy_norm: bool = False):
         super().__init__()
         if mode not in ("conv5x", "pool"):
-            raise ValueError(f"AudioFeatures mode must be 'conv5x' or 'pool', got {mode!r}")
+            raise ConfigError(f"AudioFeatures mode must be 'conv5x' or 'pool', got {mode!r}")
         self.backbone, self.mode, self.legacy_norm = backbone, mode, legacy_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +138,7 @@ class VideoFeatures(nn.Module):
     def __init__(self, backbone: nn.Module, mode: str = "pool"):
         super().__init__()
         if mode not in ("pool", "maxpool"):
-            raise ValueError(f"VideoFeatures mode must be 'pool' or 'maxpool', got {mode!r}")
+            raise ConfigError(f"VideoFeatures mode must be 'pool' or 'maxpool', got {mode!r}")
         self.backbone, self.mode = backbone, mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

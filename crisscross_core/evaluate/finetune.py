@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.manifest import ManifestError
 from .features import VideoSettings, _eval_video
 from .media import Item, dense_starts, load_video_windows, media_duration
 
@@ -151,7 +152,7 @@ def run_finetune(backbone: nn.Module, train_items: Sequence[Item], test_items: S
     from tqdm.auto import tqdm
     leak = {i.rid for i in train_items} & {i.rid for i in test_items}
     if leak:
-        raise ValueError(f"finetune: {len(leak)} videos are in both train and test (e.g. row {min(leak)})")
+        raise ManifestError(f"finetune: {len(leak)} videos are in both train and test (e.g. row {min(leak)})")
     torch.manual_seed(cfg.seed)
     v = VideoSettings(fps=cfg.fps, frames=cfg.frames, crop_size=cfg.crop_size)
     model = VideoClassifier(backbone, num_classes, cfg.dropout).to(device)

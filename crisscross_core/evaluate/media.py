@@ -15,6 +15,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..data.decode import DecodeError
+from ..data.manifest import ManifestError
+
 PATH_KEYS = ("path", "filename", "file", "relpath", "video_path")
 LABEL_KEYS = ("label", "category", "class", "label_name")
 MEDIA_EXTS = (".wav", ".flac", ".mp3", ".ogg", ".mp4", ".avi", ".mkv", ".webm", ".m4a")
@@ -62,7 +65,7 @@ def read_rows(manifest, root=None) -> tuple[list[dict], Path]:
     with open(p, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(f"manifest {p} has no rows")
+        raise ManifestError(f"manifest {p} has no rows")
     return rows, Path(root) if root is not None else p.parent
 
 
@@ -143,7 +146,7 @@ def load_items(manifest, root=None, require_label: bool = True, classes: Optiona
         items.append(Item(str(p), index.get(name, -1), name, fold, sp, dur, i))
     if split and not items:
         seen = sorted({t for r in rows for t in str(r.get("split", "") or "").split()})[:12]
-        raise ValueError(f"no manifest rows with split tag {split!r} (tags seen: {seen}; fold datasets "
+        raise ManifestError(f"no manifest rows with split tag {split!r} (tags seen: {seen}; fold datasets "
                          f"use 'train-k' / 'test-k')")
     if missing and not items:
         raise FileNotFoundError(f"none of the {len(missing)} manifest files were found under {root} "
@@ -194,7 +197,7 @@ def load_video_windows(path: str, starts: Sequence[float], duration: float, fps:
     for f in frames:
         f = np.asarray(f)
         if len(f) == 0:
-            raise ValueError(f"{path}: no video frames decoded")
+            raise DecodeError(f"{path}: no video frames decoded")
         if len(f) < t:  # pad_missing (spec §9.1): repeat cyclically
             f = f[np.arange(t) % len(f)]
         out.append(f[:t])

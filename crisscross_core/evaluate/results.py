@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..data.datasets import DataError
+
 # Top-1 (%) from the README table (spec §10.1): full fine-tuning (UCF/HMDB), SVM (ESC-50), fc (DCASE).
 PAPER = {
     "kinetics_sound": {"ucf101": 88.3, "hmdb51": 60.5, "esc50": 82.8, "dcase": 93.0},
@@ -90,7 +92,7 @@ def load_results(paths) -> list[dict]:
             try:
                 r = json.loads(f.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"cannot read result file {f}: {e}") from e
+                raise DataError(f"cannot read result file {f}: {e}") from e
             if "protocol" in r and "mean" in r:
                 r["_file"] = str(f)
                 r["_mtime_ns"] = f.stat().st_mtime_ns  # breaks ties of second-resolution timestamps

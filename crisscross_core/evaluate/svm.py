@@ -18,6 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..config import ConfigError
+from ..data.manifest import ManifestError
 from .features import AudioSettings, Features, extract_features
 from .media import Item
 
@@ -105,19 +107,19 @@ def svm_folds(train: Features, test: Features, items: Sequence[Item], cfg: SVMCo
     fold = fold_of(items)
     folds = sorted({f for f in fold.values()}, key=lambda f: (len(f), f))
     if len(folds) < 2:
-        raise ValueError(f"SVM protocol needs ≥ 2 folds in the manifest's 'fold' column, got {folds}")
+        raise ManifestError(f"SVM protocol needs ≥ 2 folds in the manifest's 'fold' column, got {folds}")
     te_fold = np.array([fold[r] for r in test.rid])
     out = []
     for f in (cfg.folds or folds):
         f = str(f)
         if f not in folds:
-            raise ValueError(f"test fold {f!r} not in the manifest's folds {folds}")
+            raise ManifestError(f"test fold {f!r} not in the manifest's folds {folds}")
         t0 = time.time()
         tr, te = fold_split(train, test, items, f)
         rec = {"fold": f, "n_train_recordings": int(len(np.unique(tr.rid))), "n_train_vectors": len(tr.x),
                "n_test_recordings": int(len(np.unique(te.rid))), "n_test_vectors": len(te.x)}
         if cfg.selection not in ("heldout", "fixed", "test"):
-            raise ValueError(f"SVMConfig.selection must be 'heldout', 'fixed' or 'test', got {cfg.selection!r}")
+            raise ConfigError(f"SVMConfig.selection must be 'heldout', 'fixed' or 'test', got {cfg.selection!r}")
         nc, chosen = 0, cfg.fixed_c
         if cfg.selection == "heldout":
             others = [g for g in folds if g != f]
