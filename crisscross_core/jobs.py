@@ -9,9 +9,12 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .runlog import read_metrics
+
+if TYPE_CHECKING:  # launch imports this module
+    from .launch import Runner
 
 _FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "DEADLINE",
           "BOOT_FAIL", "PREEMPTED_FINAL"}

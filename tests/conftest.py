@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 
 
 @pytest.fixture(scope="session")

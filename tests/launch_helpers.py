@@ -74,7 +74,8 @@ def fake_train(cfg, overrides=None, sleep_s: float = 0.2, steps: int | None = No
 def clips_manifest(out_dir, n: int = 4):
     """(manifest path, media root) for the first `n` .mp4 clips of ../shared/data/clips, or None
     when that folder is absent. Probed in place, not copied."""
-    clips = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
+    from shared_paths import SHARED
+    clips = SHARED / "clips"
     if not clips.is_dir():
         return None
     from crisscross_core.data.builders import folder

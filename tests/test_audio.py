@@ -1,6 +1,5 @@
 """Log-mel front end (equal to the original librosa one) and spectrogram augmentation (spec §6.3)."""
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from crisscross_core.data import audio as au
 from crisscross_core.data.audio import AudioAugment, LogMel
 
 torch.set_num_threads(1)
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED as DATA
 ESC10 = DATA / "esc10" / "audio"
 PLAIN = AudioAugConfig(volume=0.0, freq_masks=0, time_masks=0, resize_crop=False, time_warp=False)
 

@@ -11,7 +11,7 @@ from crisscross_core.data.decode import (DecodeError, NoAudioError, ShortClipErr
                                          probe, resize_dims)
 from crisscross_core.data.prepare import transcode, write_media
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 CLIPS, ESC10 = SHARED / "clips", SHARED / "esc10"
 need_clips = pytest.mark.skipif(not (CLIPS / "manifest.csv").exists(), reason="shared clips absent")
 need_esc = pytest.mark.skipif(not (ESC10 / "esc10.csv").exists(), reason="shared esc10 absent")

@@ -1,5 +1,4 @@
 """evaluate/features.py + media.py: pooling, windows, extraction, cache, encoder loading."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import torch
 from crisscross_core.evaluate import features as fx
 from crisscross_core.evaluate.media import has_split, load_items
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 ESC10 = SHARED / "esc10" / "esc10.csv"
 needs_esc = pytest.mark.skipif(not ESC10.is_file(), reason="../shared/data/esc10 absent")
 

@@ -1,5 +1,4 @@
 """Fine-tuning (UCF/HMDB, spec §9.1) and fc-tuning (DCASE, spec §9.3) end to end on small real data."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +6,7 @@ import torch
 from crisscross_core.evaluate.finetune import (FT_TABLE, FinetuneConfig, VideoClassifier, finetune_hparams,
                                                run_finetune)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 CLIPS = SHARED / "clips" / "manifest.csv"
 ESC10 = SHARED / "esc10" / "esc10.csv"
 

@@ -1,5 +1,4 @@
 """Probes (linear / kNN) and retrieval Recall@K: synthetic checks + end to end on the shared clips."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ from crisscross_core.evaluate.features import Features
 from crisscross_core.evaluate.probe import knn_predict, knn_probe, linear_probe
 from crisscross_core.evaluate.retrieval import class_retrieval, cross_modal_retrieval, recall_at_k, search
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 CLIPS = SHARED / "clips" / "manifest.csv"
 
 

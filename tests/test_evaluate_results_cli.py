@@ -3,7 +3,6 @@ import csv
 import hashlib
 import json
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import torch
 from crisscross_core.evaluate.results import (PAPER, guess_pretrain, load_results, render_markdown,
                                               render_plain, write_result)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 ESC = SHARED / "esc10"
 
 

@@ -1,5 +1,4 @@
 """ESC-10 linear-SVM protocol (spec §9.2) on real audio: 5 folds, leak-free, sane baselines."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from crisscross_core.evaluate.features import (AudioFeatures, AudioSettings, Fea
 from crisscross_core.evaluate.media import load_items
 from crisscross_core.evaluate.svm import SVMConfig, fold_split, recording_accuracy, run_svm
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED
 ESC10 = SHARED / "esc10" / "esc10.csv"
 needs_esc = pytest.mark.skipif(not ESC10.is_file(), reason="../shared/data/esc10 absent")
 

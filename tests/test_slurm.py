@@ -30,7 +30,7 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SCRIPT = TESTS / "slurm_cluster.sh"
 CLUSTER_DIR = Path(os.environ.get("CC_SLURM_DIR", "/tmp/crisscross-slurm"))
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from shared_paths import SHARED as DATA
 FAKE = "launch_helpers:fake_train"
 
 
@@ -192,4 +192,4 @@ def test_sbatch_template_two_nodes_requeue_on_usr1(slurm_cluster, tmp_path, clip
     # the tasks imported the snapshot (its bytecode cache was written), though cwd was the checkout
     assert list((snap / "__pycache__").glob("config.*.pyc")), log[-2000:]
     assert list((snap / "models" / "__pycache__").glob("*.pyc"))
-    assert f"tasks=2 master=lo-node1:" in log
+    assert "tasks=2 master=lo-node1:" in log

@@ -1,6 +1,5 @@
 """train(cfg): bad configs fail before work; resume is bit-identical; kill -9 anywhere is survived;
 2-rank gloo DDP follows the same loss trajectory as one process with the same global batch."""
-import json
 import os
 import random
 import signal

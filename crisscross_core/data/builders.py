@@ -120,7 +120,7 @@ def ucf101(root) -> list[Entry]:
     testlist0N}.txt`; labels from classInd (0-based); split tags train1..3 / test1..3."""
     root = Path(root)
     lists = _need(root / "ucfTrainTestlist", "UCF101 split folder")
-    vids = _need(root / "UCF-101", "UCF101 video folder")
+    _need(root / "UCF-101", "UCF101 video folder")
     classes = {}
     for line in _need(lists / "classInd.txt", "classInd.txt").read_text().split("\n"):
         if line.strip():

@@ -126,7 +126,7 @@ def prepare_dataset(manifest, out_root: str | Path, out_manifest: Optional[str |
     for r, dst in done:
         try:
             results.append((r, probe(dst), None))
-        except DecodeError as e:
+        except DecodeError:
             jobs.append((str(src_root / r.path), str(dst), kw, r))
     if workers <= 1:
         results += [_job(j) for j in tqdm(jobs, desc="prepare", disable=not progress)]
