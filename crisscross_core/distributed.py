@@ -52,13 +52,18 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Mean of `t` over ranks (a copy; no-op for one process)."""
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum of `t` over ranks (a copy; no-op for one process)."""
     if not info.enabled:
         return t
     t = t.clone()
     dist.all_reduce(t)
-    return t / info.world_size
+    return t
+
+
+def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Mean of `t` over ranks (a copy; no-op for one process)."""
+    return all_reduce_sum(t, info) / info.world_size if info.enabled else t
 
 
 def broadcast_object(obj, info: DistInfo):

@@ -293,7 +293,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                 if step % cfg.train.checkpoint_every == 0 and not at_block_end and info.is_main:
                     save_checkpoint(run_dir, checkpoint_state())
             if step % steps_per_epoch == 0 or step == stop_step:
-                failed = int(D.all_reduce_mean(epoch_failed.float(), info).item() * info.world_size)
+                failed = int(D.all_reduce_sum(epoch_failed, info).item())
                 n_failed_total += failed
                 if info.is_main:
                     save_checkpoint(run_dir, checkpoint_state())

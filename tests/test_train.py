@@ -64,6 +64,25 @@ def test_run_writes_its_records(tmp_path, demo_manifest):
     assert read_metrics(run, kind="epoch")[-1]["skipped_items"] == 0
 
 
+def test_corrupt_clips_are_counted_skips_not_crashes(tmp_path, demo_manifest):
+    """Two training rows point at a truncated mp4: the run completes, replaces them and counts them."""
+    import dataclasses
+    from crisscross_core.data.manifest import read_manifest, write_manifest
+    m = read_manifest(demo_manifest)
+    bad = tmp_path / "media" / "bad.mp4"
+    bad.parent.mkdir()
+    bad.write_bytes((Path(m.root) / m.rows[0].path).read_bytes()[:600])      # header only
+    rows = [dataclasses.replace(r, path=str(Path(m.root) / r.path)) for r in m.rows]
+    rows += [dataclasses.replace(rows[0], path=str(bad)), dataclasses.replace(rows[1], path=str(bad))]
+    man = write_manifest(rows, tmp_path / "with_bad.csv")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="bad.mp4"):
+        out = train("tiny_cpu", tiny(man, run, "optim.epochs=1", "data.clips_per_video=2"))
+    epochs = read_metrics(run, kind="epoch")
+    assert out["step"] == epochs[-1]["step"] and epochs[-1]["skipped_items"] >= 2    # each visit counted
+    assert out["skipped_items"] == epochs[-1]["skipped_total"] == epochs[-1]["skipped_items"]
+
+
 def test_resume_is_bit_identical(tmp_path, demo_manifest):
     full, split = tmp_path / "full", tmp_path / "split"
     train("tiny_cpu", tiny(demo_manifest, full, "optim.max_steps=5"))
