@@ -49,7 +49,7 @@ class LARC(torch.optim.Optimizer):
     """LARC in clip mode around an inner optimiser (spec §7), written from its formula.
 
     Per parameter tensor w with gradient g, in a group with lr and weight decay wd:
-    local = trust·‖w‖ / (‖g‖ + wd·‖w‖ + eps); factor = min(local / lr, 1) (clip mode);
+    local = trust·‖w‖ / (‖g‖ + wd·‖w‖ + eps); factor = min(local / lr, 1) (clip mode; 1 at lr = 0);
     g ← (g + wd·w)·factor when ‖w‖ > 0 and ‖g‖ > 0; then the inner step runs with its own
     weight decay set to 0. No host synchronisation: norms stay on the device.
     """
@@ -85,13 +85,18 @@ class LARC(torch.optim.Optimizer):
             saved_wd.append(wd)
             group["weight_decay"] = 0.0
             params = [p for p in group["params"] if p.grad is not None]
-            if not params or lr == 0:
+            if not params:
                 continue
             grads = [p.grad for p in params]
             w_norm = torch.stack(torch._foreach_norm(params))
             g_norm = torch.stack(torch._foreach_norm(grads))
             local = self.trust * w_norm / (g_norm + wd * w_norm + self.eps)
-            factor = torch.clamp(local / lr, max=1.0) if self.clip else local
+            if not self.clip:
+                factor = local
+            elif lr > 0:
+                factor = torch.clamp(local / lr, max=1.0)
+            else:  # lr = 0 (first warm-up step): min(local / 0, 1) = 1, as in the formula
+                factor = torch.ones_like(local)
             active = (w_norm > 0) & (g_norm > 0)
             factor = torch.where(active, factor, torch.ones_like(factor))
             decay = torch.where(active, torch.full_like(factor, wd), torch.zeros_like(factor))

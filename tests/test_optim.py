@@ -75,6 +75,20 @@ def test_larc_small_gradient_is_plain_l2():
     torch.testing.assert_close(w.detach(), torch.full((4,), 3 - 1e-2 * (1e-3 + 0.3)))
 
 
+def test_larc_at_lr_zero_still_feeds_adam_the_decayed_gradient():
+    """First warm-up step (lr = 0): min(local / 0, 1) = 1, so Adam's moments see g + wd·w, as in the
+    formula; the weights do not move."""
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(6))
+    g = torch.randn(6) * 50
+    inner = torch.optim.Adam([{"params": [w], "lr": 0.0, "weight_decay": 1e-2}], betas=(0.9, 0.999))
+    w0 = w.detach().clone()
+    w.grad = g.clone()
+    LARC(inner, trust=1e-3, clip=True).step()
+    torch.testing.assert_close(w.detach(), w0)
+    torch.testing.assert_close(inner.state[w]["exp_avg"], 0.1 * (g + 1e-2 * w0))
+
+
 def test_adamw_variant_excludes_bn_and_bias_from_decay():
     m = FourPart()
     groups = param_groups(m, OptimConfig(name="adamw"))
