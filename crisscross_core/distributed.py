@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 
 
 @dataclass
@@ -66,6 +65,24 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return all_reduce_sum(t, info) / info.world_size if info.enabled else t
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """y = Σ_ranks x, differentiable: every rank's y depends on every rank's x, so ∂L/∂x = Σ_ranks ∂L/∂y.
+    (Written here because torch.distributed.nn.functional.all_reduce is deprecated and the suggested
+    functional collectives have no autograd for all_reduce.)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad.clone()
+        dist.all_reduce(g)
+        return g
+
+
 def broadcast_object(obj, info: DistInfo):
     """Rank 0's `obj` on every rank."""
     if not info.enabled:
@@ -95,7 +112,7 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
         xf = x.float()
         count = torch.tensor([x.numel() / x.shape[1]], device=x.device, dtype=torch.float32)
         stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
-        stats = differentiable_all_reduce(stats)
+        stats = _AllReduceSum.apply(stats)
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
