@@ -1,4 +1,4 @@
-"""PretrainDataset / EvalDataset: item contract, determinism, failure policy, fork workers, prepare."""
+"""PretrainDataset: item contract, determinism, failure policy, fork workers, prepare."""
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crisscross_core.config import DataConfig
-from crisscross_core.data.datasets import DataError, EvalDataset, PretrainDataset
+from crisscross_core.data.datasets import DataError, PretrainDataset
 from crisscross_core.data.manifest import build_manifest, read_manifest, write_manifest
 from crisscross_core.data.builders import folder
 from crisscross_core.data.prepare import prepare_dataset, write_media
@@ -123,18 +123,16 @@ def test_fork_dataloader_workers(tree):
     assert torch.equal(batches[1]["times"][1], ds[3]["times"])    # same stream as in-process
 
 
-def test_eval_dataset_clips_cover_file(tree):
-    ev = EvalDataset(tree / "m.csv", None, num_clips=4, clip_duration=0.5, modality="both",
-                     audio_duration=1.0, short_side=24, size=(24, 32))
-    assert len(ev) == 4                                          # all rows have video
-    i = [k for k, r in enumerate(ev.rows) if "one" in r.path][0]
-    it = ev[i]
-    assert it["video"].shape == (4, 8, 24, 32, 3) and it["audio"].shape == (4, 16000)
-    np.testing.assert_allclose(it["starts"].numpy(), np.linspace(0, 3.5, 4), atol=1e-6)
-    first = it["video"][:, 0].float().mean((1, 2, 3)).numpy() / 4
+def test_evaluation_windows_cover_the_file(tree):
+    """The evaluation path (dense_starts + load_video_windows) decodes the windows it names."""
+    from crisscross_core.evaluate.media import dense_starts, load_video_windows
+    starts = dense_starts(4.0, 0.5, 4)
+    np.testing.assert_allclose(starts, np.linspace(0, 3.5, 4), atol=1e-9)
+    assert dense_starts(4.0, 2.0, 1) == [1.0] and dense_starts(0.3, 0.5, 3) == [0.0, 0.0, 0.0]
+    clips = load_video_windows(str(tree / "a" / "one.mp4"), starts, 0.5, 16.0)
+    assert clips.shape == (4, 8, 24, 32, 3)
+    first = clips[:, 0].astype(np.float32).mean((1, 2, 3)) / 4                  # coded frame index
     np.testing.assert_allclose(first, np.floor(np.linspace(0, 3.5, 4) * 16 + 1e-6), atol=0.3)
-    one = EvalDataset(tree / "m.csv", None, num_clips=1, clip_duration=2.0, modality="audio")
-    assert one[0]["audio"].shape == (1, 32000) and "video" not in one[0]
 
 
 @pytest.mark.skipif(not (CLIPS / "manifest.csv").exists(), reason="shared clips absent")

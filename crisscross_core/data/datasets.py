@@ -1,20 +1,19 @@
-"""Pretraining and evaluation datasets (decode only; augmentation runs batched elsewhere).
+"""The pretraining dataset (decode only; augmentation runs batched on the training device).
 
     ds = PretrainDataset("k400_train.csv", cfg.data, seed=0); ds.set_epoch(3)
     item = ds[17]   # video uint8 [2,T,H,W,3], audio float32 [2,N], times [4,2], share [2], ...
-    ev = EvalDataset("ucf.csv", None, num_clips=10, clip_duration=0.5, modality="video")
 
 Randomness per item = numpy Generator seeded with (seed, epoch, index, attempt), so a resumed run
 and any DataLoader worker layout reproduce the same stream. Unreadable files are replaced by other
 items (chosen by the same generator) at most `max_retries` times; each skip is warned about
 (file + reason), counted in `health()` and in the item's `n_failed`; then DataError names them.
 After a skip the item's `index` is the index actually decoded, so index/label/times agree.
+Evaluation reads media through `crisscross_core.evaluate.features` (it never substitutes files).
 """
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -22,9 +21,9 @@ from torch.utils.data import Dataset
 
 from .decode import DecodeError, decode_windows
 from .manifest import Row, load_rows, select_split
-from .sampling import eval_starts, sample_views
+from .sampling import sample_views
 
-__all__ = ["PretrainDataset", "EvalDataset", "DataError"]
+__all__ = ["PretrainDataset", "DataError"]
 
 
 class DataError(RuntimeError):
@@ -127,66 +126,3 @@ class PretrainDataset(Dataset):
                 idx = int(self.rng(index, attempt + 1).integers(len(self)))
         raise DataError(f"item {index}: {len(tried)} unreadable files in a row (max_retries="
                         f"{self.cfg.max_retries}):\n  " + "\n  ".join(f"{p}: {m}" for p, m in tried))
-
-
-class EvalDataset(Dataset):
-    """K clips per file for evaluation: K = 1 (centre clip) or K evenly spaced clips covering it.
-
-    Item: `video` uint8 [K, T, H, W, 3] and/or `audio` float32 [K, N], `label`, `index`,
-    `starts` float32 [K] (video clip starts; audio starts when modality='audio').
-    Unreadable files raise DecodeError (recorded in health()): evaluation never substitutes files.
-    """
-
-    def __init__(self, rows_or_path, root=None, num_clips: int = 1, clip_duration: float = 0.5,
-                 modality: str = "video", split: str = "", fps: float = 16.0,
-                 short_side: Optional[int] = 128, size: Optional[tuple] = (128, 170),
-                 audio_duration: Optional[float] = None, audio_rate: int = 16000,
-                 no_audio: str = "silence"):
-        if modality not in ("video", "audio", "both"):
-            raise ValueError(f"modality={modality!r}; expected 'video', 'audio' or 'both'")
-        rows, self.root = load_rows(rows_or_path, root)
-        rows = select_split(rows, split)
-        if modality in ("video", "both"):
-            rows = [r for r in rows if r.has_video]
-        if modality == "audio":
-            rows = [r for r in rows if r.has_audio]
-        self.rows = rows
-        self.num_clips, self.clip_duration, self.modality = int(num_clips), float(clip_duration), modality
-        self.audio_duration = float(audio_duration or clip_duration)
-        self.fps, self.short_side, self.size, self.audio_rate = fps, short_side, size, audio_rate
-        self.no_audio = no_audio
-        self.failed_files: dict[str, str] = {}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def health(self) -> dict:
-        return {"rows": len(self.rows), "n_failed": len(self.failed_files),
-                "failed_files": dict(self.failed_files)}
-
-    def __getitem__(self, index: int) -> dict:
-        r = self.rows[index]
-        vids, auds = [], []
-        if self.modality in ("video", "both"):
-            vs = eval_starts(r.video_limits, self.clip_duration, self.num_clips)
-            vids = [(s, self.clip_duration) for s in vs]
-        if self.modality in ("audio", "both"):
-            alim = r.audio_limits if r.has_audio else r.video_limits
-            as_ = eval_starts(alim, self.audio_duration, self.num_clips)
-            auds = [(s, self.audio_duration) for s in as_]
-        path = self.root / r.path
-        try:
-            frames, waves = decode_windows(path, vids, auds, fps=self.fps, short_side=self.short_side,
-                                           size=self.size, audio_rate=self.audio_rate,
-                                           short_clip="pad", no_audio=self.no_audio)
-        except DecodeError as e:
-            self.failed_files[str(path)] = str(e)
-            raise
-        out = {"label": torch.tensor(r.label_idx, dtype=torch.int64),
-               "index": torch.tensor(index, dtype=torch.int64),
-               "starts": torch.tensor([w[0] for w in (vids or auds)], dtype=torch.float32)}
-        if vids:
-            out["video"] = torch.from_numpy(np.stack(frames))
-        if auds:
-            out["audio"] = torch.from_numpy(np.stack(waves))
-        return out

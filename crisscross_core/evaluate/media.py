@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.decode import DecodeError
 from ..data.manifest import ManifestError
+from ..data.sampling import eval_starts
 
 PATH_KEYS = ("path", "filename", "file", "relpath", "video_path")
 LABEL_KEYS = ("label", "category", "class", "label_name")
@@ -177,9 +178,7 @@ def load_audio(path: str, rate: int = 16000, duration: Optional[float] = None) -
 
 def dense_starts(total: float, window: float, n: int) -> list[float]:
     """n evenly spaced window starts covering [0, total] (n=1: centred; all 0 when the file is shorter)."""
-    if n == 1:
-        return [max(0.0, total - window) / 2]
-    return [float(s) for s in np.linspace(0.0, max(0.0, total - window), n)]
+    return [float(x) for x in eval_starts((0.0, float(total)), window, n)]
 
 
 def load_video_windows(path: str, starts: Sequence[float], duration: float, fps: float = 16.0,
