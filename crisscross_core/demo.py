@@ -7,7 +7,8 @@ Evaluation compares the pretrained encoders with the *same architecture at rando
 held-out demo clips: a linear probe per modality on pooled backbone features (several windows per
 clip), and cross-modal retrieval in the shared head space (audio→video: the audio predictor's
 output p_a queries the video projections z_v, which is what the loss aligns; video→audio
-likewise). Writes `report.json`, `loss_curves.png`, `probe.png`, `retrieval.png`, `umap.png`.
+likewise). Writes `report.json`, `loss_curves.png`, `collapse.png`, `probe.png`, `retrieval.png`,
+`umap.png`.
 """
 from __future__ import annotations
 
@@ -85,8 +86,10 @@ def write_figures(out: Path, run_dir: Path, results: dict, classes: list[str]) -
     num_classes = len(classes)
     from .runlog import read_metrics
     from .viz import plots
+    records = read_metrics(run_dir)
     figs = {
-        "loss_curves.png": plots.loss_curves(read_metrics(run_dir), title="demo pretraining (tiny_cpu)"),
+        "loss_curves.png": plots.loss_curves(records, title="demo pretraining (tiny_cpu)"),
+        "collapse.png": plots.collapse_curves(records, title="demo pretraining: collapse monitors"),
         "probe.png": plots.grouped_bars(
             {m: {k: results[k][f"probe_{m}"] for k in ("random init", "pretrained")} for m in ("video", "audio")},
             "linear-probe top-1 (held-out clips)", "linear probe per modality", chance=1 / num_classes),

@@ -126,6 +126,19 @@ def embedding_std(z: torch.Tensor) -> torch.Tensor:
     return zn.std(dim=0).mean() * math.sqrt(z.shape[1])
 
 
+def embedding_rank(z: torch.Tensor) -> torch.Tensor:
+    """Dimensional-collapse monitor (RankMe, Garrido et al. 2023): exp of the entropy of the
+    normalised singular values of the centred batch `z` [B, d]; between 1 and min(B, d).
+
+    `embedding_std` stays near 1 when the embeddings spread along only one or two directions;
+    this falls to ~1-2 then, and such heads cannot tell instances apart.
+    """
+    zc = z.detach().float()
+    s = torch.linalg.svdvals(zc - zc.mean(0))
+    p = s / s.sum().clamp_min(1e-12)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+
+
 def forward_loss(model, batch: dict, transform, cfg: Config, autocast, generator, channels_last: bool):
     """Augment on the device, run v1, v2, a1, a2 through the model, return (total, terms, out)."""
     video, audio = transform(batch["video"], batch["audio"], batch.get("share"), generator=generator)
@@ -277,11 +290,13 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                 sums = vec if sums is None else sums + vec
                 n_in_window += 1
                 if step % cfg.train.log_every == 0 or step == stop_step:
+                    ranks = D.all_reduce_mean(torch.stack([embedding_rank(out["zv1"]),
+                                                           embedding_rank(out["za1"])]), info).tolist()
                     vals = (D.all_reduce_mean(sums, info) / n_in_window).tolist()
                     dt = time.perf_counter() - t_window
                     rec = {"kind": "step", "step": step, "epoch": step / steps_per_epoch,
                            "loss": vals[0], **dict(zip(terms.keys(), vals[1:-2])),
-                           "std_v": vals[-2], "std_a": vals[-1],
+                           "std_v": vals[-2], "std_a": vals[-1], "rank_v": ranks[0], "rank_a": ranks[1],
                            **{f"lr_{k}": v for k, v in lrs.items()},
                            "samples_per_s": n_in_window * cfg.optim.batch_size / dt,
                            "data_wait": wait / dt, "world_size": info.world_size, "time": time.time()}

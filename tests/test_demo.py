@@ -14,7 +14,7 @@ def test_demo_writes_report_and_figures(tmp_path):
     on_disk = json.loads((tmp_path / "report.json").read_text())
     steps_per_epoch = 32 * load_config("tiny_cpu").data.clips_per_video // 16
     assert on_disk["n_train"] == 32 and on_disk["n_test"] == 16 and on_disk["steps"] == steps_per_epoch
-    for name in ("loss_curves.png", "probe.png", "retrieval.png", "umap.png"):
+    for name in ("loss_curves.png", "collapse.png", "probe.png", "retrieval.png", "umap.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     for side in ("random_init", "pretrained"):
         r = on_disk[side]

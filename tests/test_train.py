@@ -59,7 +59,8 @@ def test_run_writes_its_records(tmp_path, demo_manifest):
     assert [r["step"] for r in steps] == [1, 2, 3]
     for r in steps:
         assert {"loss", "Lv1v2", "La1a2", "Lv1a1", "Lv2a2", "Lv1a2", "La1v2", "std_v", "std_a",
-                "lr_video_base", "samples_per_s", "data_wait"} <= set(r)
+                "rank_v", "rank_a", "lr_video_base", "samples_per_s", "data_wait"} <= set(r)
+        assert 1.0 <= r["rank_v"] <= 8 and 1.0 <= r["rank_a"] <= 8        # batch of 8
         assert -1.0 <= r["loss"] <= 1.0 and 0.0 <= r["data_wait"] <= 1.0
     assert read_metrics(run, kind="epoch")[-1]["skipped_items"] == 0
 
@@ -81,6 +82,18 @@ def test_corrupt_clips_are_counted_skips_not_crashes(tmp_path, demo_manifest):
     epochs = read_metrics(run, kind="epoch")
     assert out["step"] == epochs[-1]["step"] and epochs[-1]["skipped_items"] >= 2    # each visit counted
     assert out["skipped_items"] == epochs[-1]["skipped_total"] == epochs[-1]["skipped_items"]
+
+
+def test_collapse_monitors_tell_point_line_and_full_rank_apart():
+    """std catches collapse to a point; rank also catches collapse onto a line, which std misses."""
+    from crisscross_core.train import embedding_rank, embedding_std
+    g = torch.Generator().manual_seed(0)
+    full = torch.randn(256, 32, generator=g)
+    line = torch.randn(256, 1, generator=g) * torch.randn(1, 32, generator=g) + 1e-3 * torch.randn(256, 32, generator=g)
+    plane = torch.randn(256, 2, generator=g) @ torch.randn(2, 32, generator=g)
+    point = torch.randn(1, 32, generator=g) + 1e-4 * torch.randn(256, 32, generator=g)
+    assert embedding_rank(full) > 25 and embedding_rank(line) < 1.2 and 1.5 < embedding_rank(plane) < 2.05
+    assert embedding_std(line) > 0.5 and embedding_std(point) < 0.01 and embedding_std(full) > 0.9
 
 
 def test_resume_is_bit_identical(tmp_path, demo_manifest):
@@ -199,3 +212,18 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert pyrandom.random() == expected[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast", [["train.amp=bf16"], ["train.compile=true"]], ids=["bf16", "compile"])
+def test_fast_step_options_follow_the_eager_fp32_trajectory(tmp_path, demo_manifest, fast):
+    """The GPU step's options also run on CPU and keep the training math: bf16 autocast within bf16
+    noise of fp32, torch.compile (inductor) within float noise of eager, over 3 steps."""
+    common = [*NO_RANDOM_AUG, "optim.max_steps=3"]
+    train("tiny_cpu", tiny(demo_manifest, tmp_path / "ref", *common))
+    train("tiny_cpu", tiny(demo_manifest, tmp_path / "fast", *common, *fast))
+    tol = 3e-2 if fast == ["train.amp=bf16"] else 1e-4
+    for r1, r2 in zip(read_metrics(tmp_path / "ref"), read_metrics(tmp_path / "fast")):
+        for key in ("loss", "Lv1v2", "La1a2", "Lv1a1", "Lv2a2", "Lv1a2", "La1v2"):
+            assert r2[key] == pytest.approx(r1[key], abs=tol), (r1["step"], key)
+    assert len(read_metrics(tmp_path / "fast")) == 3

@@ -49,6 +49,29 @@ def loss_curves(records: list[dict], ax=None, title: str = "pretraining loss"):
     return fig
 
 
+def collapse_curves(records: list[dict], title: str = "collapse monitors"):
+    """Embedding std (→ 0: collapse to a point) and effective rank (→ 1: collapse onto a line) of
+    the projections z per modality, against the step."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, colour in (("v", "tab:blue"), ("a", "tab:orange")):
+        name = {"v": "video", "a": "audio"}[key]
+        for ax, metric in ((a1, "std"), (a2, "rank")):
+            s, v = series(records, f"{metric}_{key}")
+            if s:
+                ax.plot(s, v, color=colour, label=name)
+    a1.set_ylabel("std of normalised z × √d")
+    a2.set_ylabel("effective rank of z (batch)")
+    a2.set_yscale("log")
+    for ax in (a1, a2):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, chance: float | None = None):
     """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}})."""
     plt = _plt()
