@@ -78,6 +78,7 @@ def evaluate_model(model: CrissCross, cfg: Config, train_items, test_items) -> d
     res.update({f"a2v_{k}": a2v[k] for k in ("R@1", "R@5", "R@10")})
     res.update({f"v2a_{k}": v2a[k] for k in ("R@1", "R@5", "R@10")})
     res["retrieval_chance_r1"] = a2v["chance_r1"]
+    res.update({"a2v_class@1": a2v["class_at_1"], "v2a_class@1": v2a["class_at_1"]})
     res["_test_backbone"] = {m: te[m]["h"].per_item() for m in ("video", "audio")}
     return res
 
@@ -116,7 +117,9 @@ def summary_table(results: dict, num_classes: int) -> str:
             ("linear probe, audio", "probe_audio", 1 / num_classes),
             ("retrieval a→v R@1", "a2v_R@1", results["pretrained"]["retrieval_chance_r1"]),
             ("retrieval v→a R@1", "v2a_R@1", results["pretrained"]["retrieval_chance_r1"]),
-            ("retrieval a→v R@5", "a2v_R@5", None), ("retrieval v→a R@5", "v2a_R@5", None)]
+            ("retrieval a→v R@5", "a2v_R@5", None), ("retrieval v→a R@5", "v2a_R@5", None),
+            ("a→v top-1 same class", "a2v_class@1", 1 / num_classes),
+            ("v→a top-1 same class", "v2a_class@1", 1 / num_classes)]
     lines = [f"{'measure':<22}{'random init':>12}{'pretrained':>12}{'gain':>9}{'chance':>9}"]
     for label, key, chance in rows:
         r, p = results["random init"][key], results["pretrained"][key]

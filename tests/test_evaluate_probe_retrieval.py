@@ -58,6 +58,10 @@ def test_class_and_cross_modal_retrieval():
     perm = rng.permutation(40)
     a_shuf = Features(a.x[perm], v.rid, v.label, v.window)   # pairing destroyed
     assert cross_modal_retrieval(a_shuf, v)["R@1"] < 0.2
+    # class_at_1: the top-1 shares the query's class even when it is not the query's own item
+    tr_b = Features(tr.x + 0.5 * rng.normal(size=tr.x.shape).astype(np.float32), tr.rid, tr.label, tr.window)
+    r = cross_modal_retrieval(tr_b, tr)
+    assert r["class_at_1"] > 0.95 and r["R@1"] < r["class_at_1"]
 
 
 @pytest.mark.slow

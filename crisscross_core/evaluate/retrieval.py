@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.manifest import ManifestError
 from .features import Features
 
 KS = (1, 5, 10, 20)
@@ -49,7 +50,7 @@ def class_retrieval(query: Features, gallery: Features, ks: Sequence[int] = KS, 
     q, g = query.per_item(), gallery.per_item()
     shared = set(q.rid.tolist()) & set(g.rid.tolist())
     if shared:
-        raise ValueError(f"retrieval: {len(shared)} items are both query and gallery (e.g. row {min(shared)})")
+        raise ManifestError(f"retrieval: {len(shared)} items are both query and gallery (e.g. row {min(shared)})")
     idx = search(q.x, g.x, max(ks), use_faiss)
     out = recall_at_k(g.label[idx] == q.label[:, None], ks)
     out.update(n_queries=len(q.x), n_gallery=len(g.x))
@@ -57,7 +58,8 @@ def class_retrieval(query: Features, gallery: Features, ks: Sequence[int] = KS, 
 
 
 def cross_modal_retrieval(a: Features, b: Features, ks: Sequence[int] = KS, use_faiss: bool = True) -> dict:
-    """a→b retrieval: query item i of `a` (per-item features) must find the item with the same rid in `b`."""
+    """a→b retrieval: query item i of `a` (per-item features) must find the item with the same rid in `b`.
+    Also `class_at_1`, the fraction of queries whose top-1 has the query's class (labelled items)."""
     qa, gb = a.per_item(), b.per_item()
     common = np.intersect1d(qa.rid, gb.rid)
     qa = qa.select(np.isin(qa.rid, common))
@@ -65,4 +67,6 @@ def cross_modal_retrieval(a: Features, b: Features, ks: Sequence[int] = KS, use_
     idx = search(qa.x, gb.x, max(ks), use_faiss)
     out = recall_at_k(gb.rid[idx] == qa.rid[:, None], ks)
     out.update(n_queries=len(qa.x), n_gallery=len(gb.x), chance_r1=1.0 / max(1, len(gb.x)))
+    if (qa.label >= 0).all():  # diagnostic: does the top-1 at least share the query's class?
+        out["class_at_1"] = float((gb.label[idx[:, 0]] == qa.label).mean())
     return out
