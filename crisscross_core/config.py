@@ -33,6 +33,7 @@ class ModelConfig:
     proj_layers: int = 3             # 2 or 3 (spec §2.3)
     pred_hidden: int = 512           # predictor bottleneck (spec §2.4)
     pre_norm: bool = False           # L2-normalise z before the predictor and as target (spec §4)
+    proj_out_affine: bool = True     # the projector's last BN is affine as released; False = SimSiam's
 
 
 @dataclass

@@ -224,6 +224,19 @@ def test_projector_layers_and_two_layer_mode_keeps_unused_layer2():
         Projector(16, 32, 4)
 
 
+def test_projector_output_bn_affine_as_released_or_plain_as_simsiam():
+    released, simsiam = Projector(16, 32, 2), Projector(16, 32, 2, out_affine=False)
+    assert "layer3.1.weight" in released.state_dict() and "layer3.1.weight" not in simsiam.state_dict()
+    with torch.no_grad():
+        released.layer3[1].weight.zero_()          # an affine BN can scale a dimension away ...
+    z = torch.randn(64, 16)
+    assert released(z).std(0).min() == 0
+    assert simsiam(z).std(0).min() > 0.9           # ... the plain one keeps every dimension at unit std
+    cfg = load_config("tiny_cpu", ["model.proj_out_affine=false"])
+    model = CrissCross.from_config(cfg.model)
+    assert not model.video_projector.layer3[1].affine and not model.audio_projector.layer3[1].affine
+
+
 def test_predictor_is_bottleneck_with_linear_output():
     pred = Predictor(32, 8)
     assert pred.layer1[0].out_features == 8 and pred.layer2.out_features == 32

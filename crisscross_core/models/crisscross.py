@@ -29,14 +29,14 @@ class CrissCross(nn.Module):
 
     def __init__(self, video_depth: int = 18, video_width: float = 1.0, audio_depth: int = 18,
                  audio_width: float = 1.0, proj_dim: int = 2048, proj_layers: int = 3,
-                 pred_hidden: int = 512, pre_norm: bool = False):
+                 pred_hidden: int = 512, pre_norm: bool = False, proj_out_affine: bool = True):
         super().__init__()
         self.pre_norm = pre_norm
         self.video_backbone = R2Plus1D(video_depth, video_width)
-        self.video_projector = Projector(self.video_backbone.output_dim, proj_dim, proj_layers)
+        self.video_projector = Projector(self.video_backbone.output_dim, proj_dim, proj_layers, proj_out_affine)
         self.video_predictor = Predictor(proj_dim, pred_hidden)
         self.audio_backbone = AudioResNet(audio_depth, audio_width)
-        self.audio_projector = Projector(self.audio_backbone.output_dim, proj_dim, proj_layers)
+        self.audio_projector = Projector(self.audio_backbone.output_dim, proj_dim, proj_layers, proj_out_affine)
         self.audio_predictor = Predictor(proj_dim, pred_hidden)
 
     @classmethod
@@ -45,7 +45,8 @@ class CrissCross(nn.Module):
         return cls(video_depth=cfg.video_depth, video_width=cfg.video_width,
                    audio_depth=cfg.audio_depth, audio_width=cfg.audio_width,
                    proj_dim=cfg.proj_dim, proj_layers=cfg.proj_layers,
-                   pred_hidden=cfg.pred_hidden, pre_norm=cfg.pre_norm)
+                   pred_hidden=cfg.pred_hidden, pre_norm=cfg.pre_norm,
+                   proj_out_affine=cfg.proj_out_affine)
 
     def embed_video(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features `[B, 3, T, H, W] -> [B, video_backbone.output_dim]`."""

@@ -13,7 +13,8 @@ class Projector(nn.Module):
     """SimSiam-style projector `[B, in_dim] -> [B, dim]`.
 
     layer1 = Linear(in_dim, dim) + BN1d + ReLU; layer2 = Linear(dim, dim) + BN1d + ReLU;
-    layer3 = Linear(dim, dim) + BN1d (affine, no ReLU).
+    layer3 = Linear(dim, dim) + BN1d (affine, no ReLU; `out_affine=False`: official SimSiam's
+    non-affine BN, so no output dimension can be scaled away).
 
     With num_layers=2 the forward skips layer2, as the original does. Its parameters are still
     created so that state-dict keys and parameter counts stay comparable with the release; they
@@ -21,14 +22,14 @@ class Projector(nn.Module):
     of `find_unused_parameters` and changes nothing else (the original's optimiser skips them too).
     """
 
-    def __init__(self, in_dim: int, dim: int = 2048, num_layers: int = 3):
+    def __init__(self, in_dim: int, dim: int = 2048, num_layers: int = 3, out_affine: bool = True):
         super().__init__()
         if num_layers not in (2, 3):
             raise ValueError(f"Projector num_layers={num_layers}; use 2 or 3")
         self.num_layers = num_layers
         self.layer1 = nn.Sequential(nn.Linear(in_dim, dim), nn.BatchNorm1d(dim), nn.ReLU(inplace=True))
         self.layer2 = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU(inplace=True))
-        self.layer3 = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim))
+        self.layer3 = nn.Sequential(nn.Linear(dim, dim), nn.BatchNorm1d(dim, affine=out_affine))
         if num_layers == 2:
             self.layer2.requires_grad_(False)
 
