@@ -52,8 +52,9 @@ def _input_errors() -> tuple:
     from .data.decode import DecodeError
     from .data.manifest import ManifestError
     from .launch import LaunchError
+    from .train import NonFiniteLossError
     return (ConfigError, FileNotFoundError, CheckpointError, DataError, DecodeError, ManifestError,
-            LaunchError)
+            LaunchError, NonFiniteLossError)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,29 @@ def _amp(cfg: Config, device: torch.device):
     return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
 
 
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf; no checkpoint was written after it."""
+
+
+def _stop_if_not_finite(ok: bool, step: int, run_dir: Path) -> None:
+    """Stop before a NaN can reach a checkpoint: the last good one stays what `train` resumes from."""
+    if not ok:
+        raise NonFiniteLossError(
+            f"step {step}: the loss is not finite (NaN or inf). Nothing was saved after it; "
+            f"{run_dir / 'checkpoint.pt'} (if any) holds the last finite state. Lower the learning "
+            "rates or check the inputs, then run again to resume from there.")
+
+
+def _check_amp(cfg: Config) -> None:
+    """Mixed precision needs CUDA: refuse it elsewhere before any work."""
+    on_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    if cfg.train.amp in ("bf16", "fp16") and not on_cuda:
+        raise ConfigError(
+            f"config key 'train.amp' is {cfg.train.amp!r} but training runs on CPU; use none (or auto). "
+            "On CPU, torch's bf16 Conv3d backward gave non-finite weight gradients for R(2+1)D's "
+            "temporal convolutions (torch 2.13, inputs of 2 frames), so the run would turn to NaN.")
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -161,6 +184,7 @@ def train(cfg: Config | str, overrides: list[str] | None = None) -> dict:
     """
     cfg = load_config(cfg, overrides)
     _check_data(cfg)
+    _check_amp(cfg)
     info = D.setup(cfg.train.device)
     run_dir = Path(cfg.train.run_dir)
     try:
@@ -261,6 +285,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
             model.train()
             sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
             epoch_failed = torch.zeros((), dtype=torch.long, device=info.device)
+            finite = torch.ones((), dtype=torch.bool, device=info.device)  # every loss of the epoch so far
             batches = iter(CudaPrefetcher(loader, info.device))
             while step < stop_step:
                 t_wait = time.perf_counter()
@@ -284,15 +309,17 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     optimizer.step()
                 step += 1
                 epoch_failed += batch["n_failed"].sum()
+                finite &= torch.isfinite(total.detach())                    # no host sync here
                 # accumulate on the device; synchronise only every log_every steps
                 vec = torch.stack([total.detach().float(), *[t.detach().float() for t in terms.values()],
                                    embedding_std(out["zv1"]), embedding_std(out["za1"])])
                 sums = vec if sums is None else sums + vec
                 n_in_window += 1
                 if step % cfg.train.log_every == 0 or step == stop_step:
+                    vals = (D.all_reduce_mean(sums, info) / n_in_window).tolist()
+                    _stop_if_not_finite(math.isfinite(vals[0]) and bool(finite), step, run_dir)
                     ranks = D.all_reduce_mean(torch.stack([embedding_rank(out["zv1"]),
                                                            embedding_rank(out["za1"])]), info).tolist()
-                    vals = (D.all_reduce_mean(sums, info) / n_in_window).tolist()
                     dt = time.perf_counter() - t_window
                     rec = {"kind": "step", "step": step, "epoch": step / steps_per_epoch,
                            "loss": vals[0], **dict(zip(terms.keys(), vals[1:-2])),
@@ -306,11 +333,13 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
                 at_block_end = step % steps_per_epoch == 0 or step == stop_step  # saved just below
                 if step % cfg.train.checkpoint_every == 0 and not at_block_end and info.is_main:
+                    _stop_if_not_finite(bool(finite), step, run_dir)
                     save_checkpoint(run_dir, checkpoint_state())
             if step % steps_per_epoch == 0 or step == stop_step:
                 failed = int(D.all_reduce_sum(epoch_failed, info).item())
                 n_failed_total += failed
                 if info.is_main:
+                    _stop_if_not_finite(bool(finite), step, run_dir)
                     save_checkpoint(run_dir, checkpoint_state())
                     health = {"kind": "epoch", "step": step, "epoch": math.ceil(step / steps_per_epoch),
                               "skipped_items": failed, "skipped_total": n_failed_total,

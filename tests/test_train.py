@@ -45,7 +45,34 @@ def test_bad_config_fails_before_any_work(tmp_path, demo_manifest):
         train("tiny_cpu", tiny(demo_manifest, run, "optim.lr=1e-3"))
     with pytest.raises(ConfigError, match=r"data\.manifest"):
         train("tiny_cpu", [f"train.run_dir={run}", "data.manifest=/nonexistent/m.csv"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"train\.amp"):
+            train("tiny_cpu", tiny(demo_manifest, run, "train.amp=bf16"))
     assert not run.exists()
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_finite_checkpoint(tmp_path, demo_manifest,
+                                                                      monkeypatch):
+    """The 3rd loss turns NaN (and poisons the weights through backward): the run stops with a clear
+    error, and checkpoint.pt still holds the finite state of step 2, which a rerun resumes from."""
+    import crisscross_core.train as T
+    real, calls = T.crisscross_loss, []
+
+    def loss_turning_nan(out, cfg):
+        calls.append(1)
+        total, terms = real(out, cfg)
+        return (total * float("nan"), terms) if len(calls) == 3 else (total, terms)
+
+    monkeypatch.setattr(T, "crisscross_loss", loss_turning_nan)
+    run = tmp_path / "run"
+    with pytest.raises(T.NonFiniteLossError, match="step 3: the loss is not finite"):
+        train("tiny_cpu", tiny(demo_manifest, run, "optim.max_steps=6", "train.log_every=3"))
+    state = safe_load(run / "checkpoint.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert [r["step"] for r in read_metrics(run)] == []                     # the NaN window was not logged
+    monkeypatch.setattr(T, "crisscross_loss", real)
+    assert train("tiny_cpu", tiny(demo_manifest, run, "optim.max_steps=6"))["step"] == 6
 
 
 def test_run_writes_its_records(tmp_path, demo_manifest):
@@ -215,15 +242,14 @@ def test_rng_states_survive_a_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fast", [["train.amp=bf16"], ["train.compile=true"]], ids=["bf16", "compile"])
-def test_fast_step_options_follow_the_eager_fp32_trajectory(tmp_path, demo_manifest, fast):
-    """The GPU step's options also run on CPU and keep the training math: bf16 autocast within bf16
-    noise of fp32, torch.compile (inductor) within float noise of eager, over 3 steps."""
+def test_compiled_step_follows_the_eager_trajectory(tmp_path, demo_manifest):
+    """train.compile=true (inductor, here on CPU) keeps the training math: the same losses as eager
+    within float noise over 3 steps. (bf16 autocast is refused on CPU: see _check_amp.)"""
     common = [*NO_RANDOM_AUG, "optim.max_steps=3"]
-    train("tiny_cpu", tiny(demo_manifest, tmp_path / "ref", *common))
-    train("tiny_cpu", tiny(demo_manifest, tmp_path / "fast", *common, *fast))
-    tol = 3e-2 if fast == ["train.amp=bf16"] else 1e-4
-    for r1, r2 in zip(read_metrics(tmp_path / "ref"), read_metrics(tmp_path / "fast")):
+    train("tiny_cpu", tiny(demo_manifest, tmp_path / "eager", *common))
+    train("tiny_cpu", tiny(demo_manifest, tmp_path / "compiled", *common, "train.compile=true"))
+    eager, compiled = read_metrics(tmp_path / "eager"), read_metrics(tmp_path / "compiled")
+    assert [r["step"] for r in compiled] == [1, 2, 3]
+    for r1, r2 in zip(eager, compiled):
         for key in ("loss", "Lv1v2", "La1a2", "Lv1a1", "Lv2a2", "Lv1a2", "La1v2"):
-            assert r2[key] == pytest.approx(r1[key], abs=tol), (r1["step"], key)
-    assert len(read_metrics(tmp_path / "fast")) == 3
+            assert r2[key] == pytest.approx(r1[key], abs=1e-4), (r1["step"], key)
