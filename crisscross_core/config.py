@@ -193,9 +193,10 @@ def _paper(name: str, **data) -> Config:
 def _tiny_cpu() -> Config:
     """The embedded demo on 2 CPU cores (not the paper's values; see crisscross_core/data/synthetic.py).
 
-    The demo's class is a relation between two objects / two tones, so the augmentations must keep
-    both visible: crops that keep both halves, no grayscale, narrow frequency masks, no spectrogram
-    resize-crop; hue jitter is what makes the relation (not the hue) the thing to learn.
+    The demo's class is a relation between two hues (a bullseye's core and ring) / two tones, so the
+    augmentations must keep both visible: crops that keep the bullseye, no grayscale, narrow
+    frequency masks, no spectrogram resize-crop; hue jitter is what makes the relation (not the
+    hue) the thing to learn.
     """
     cfg = Config(name="tiny_cpu")
     cfg.model = ModelConfig(video_depth=10, video_width=0.25, audio_width=0.25,
@@ -209,7 +210,12 @@ def _tiny_cpu() -> Config:
     a = cfg.aug.audio
     a.n_fft, a.n_mels, a.freq_mask_width, a.resize_crop = 512, 40, 4, False
     cfg.optim = OptimConfig(batch_size=64, epochs=12, warmup_epochs=1.2, video_lr=2e-3, audio_lr=2e-3,
-                            video_pred_lr=2e-2, audio_pred_lr=2e-2, final_lr=2e-4)
+                            video_pred_lr=2e-2, audio_pred_lr=2e-2, final_lr=2e-4, weight_decay=0.0)
+    # The intra-modal terms at twice the cross-modal ones: with all six at 1 the tiny heads collapsed
+    # onto 2-4 directions (effective rank of z, train.embedding_rank) within 150 steps and cross-modal
+    # retrieval hit 2-4 "hub" clips for every query; at 2 the rank stays ~7 and the classes align
+    # across modalities (measured on the demo, README "Demo results").
+    cfg.loss = LossConfig(vid_coeff=2.0, aud_coeff=2.0)
     cfg.train = TrainConfig(run_dir="runs/tiny_cpu", sync_bn=False, checkpoint_every=100, log_every=10)
     return cfg
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from .checkpoint import load_run_model
 from .config import Config, load_config
-from .data.synthetic import make_demo_dataset
+from .data.synthetic import NUM_CLASSES, make_demo_dataset
 from .models.crisscross import CrissCross
 
 DEMO_CLIPS = {"n_train": 800, "n_test": 200}
@@ -129,7 +129,8 @@ def summary_table(results: dict, num_classes: int) -> str:
 
 
 def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
-             n_train: int = DEMO_CLIPS["n_train"], n_test: int = DEMO_CLIPS["n_test"]) -> dict:
+             n_train: int = DEMO_CLIPS["n_train"], n_test: int = DEMO_CLIPS["n_test"],
+             num_classes: int = NUM_CLASSES) -> dict:
     """Build the demo data, pretrain `tiny_cpu`, evaluate against random init; returns the report."""
     from .evaluate.media import load_items
     from .train import train
@@ -137,7 +138,8 @@ def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     t0 = time.perf_counter()
-    manifest = make_demo_dataset(out / "data", n_train=n_train, n_test=n_test, seed=0, progress=True)
+    manifest = make_demo_dataset(out / "data", n_train=n_train, n_test=n_test, seed=0,
+                                 num_classes=num_classes, progress=True)
     timings["data_s"] = time.perf_counter() - t0
 
     run_dir = out / "run"
@@ -190,11 +192,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder (data, run, report)")
     parser.add_argument("--n-train", type=int, default=DEMO_CLIPS["n_train"])
     parser.add_argument("--n-test", type=int, default=DEMO_CLIPS["n_test"])
+    parser.add_argument("--num-classes", type=int, default=NUM_CLASSES, help="demo classes (2..12)")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 1 when a demo target is missed (the report says which)")
     parser.add_argument("overrides", nargs="*", help="config overrides for tiny_cpu, e.g. optim.epochs=2")
 
 
 def run(args) -> int:
-    report = run_demo(args.out, args.overrides, args.n_train, args.n_test)
+    report = run_demo(args.out, args.overrides, args.n_train, args.n_test, args.num_classes)
     return 1 if args.strict and not all(report["targets_met"].values()) else 0

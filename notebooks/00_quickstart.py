@@ -35,7 +35,7 @@ from crisscross_core.data.manifest import read_manifest
 from crisscross_core.runlog import read_metrics
 from crisscross_core.viz.media import clip_figure, load_preview
 from crisscross_core.viz.notebook import demo_manifest, nb_paths, small_mode
-from crisscross_core.viz.plots import grouped_bars, loss_curves
+from crisscross_core.viz.plots import collapse_curves, grouped_bars, loss_curves
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
@@ -89,13 +89,17 @@ summary = train("tiny_cpu", overrides)
 # %% [markdown]
 # ## 4 · Plot the losses
 # The total and the six terms (negative cosine: −1 is perfect agreement; intra solid, synchronous
-# cross-modal dashed, asynchronous cross-modal dotted).
+# cross-modal dashed, asynchronous cross-modal dotted). The collapse monitors: the std of the
+# normalised projections falls to 0 when they collapse to a point; their effective rank falls to ~1
+# when they collapse onto a line (which the std does not see).
 
 # %%
 records = read_metrics(run_dir, kind="step")
 fig = loss_curves(records, title=f"tiny_cpu on the demo data ({records[-1]['step']} steps)")
+collapse_curves(records);
 last = records[-1]
 print(f"last: loss {last['loss']:.3f}, std_v {last['std_v']:.2f}, std_a {last['std_a']:.2f}, "
+      f"effective rank of z: video {last['rank_v']:.1f}, audio {last['rank_a']:.1f}, "
       f"{last['samples_per_s']:.1f} samples/s")
 
 # %% [markdown]

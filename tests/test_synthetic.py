@@ -82,21 +82,16 @@ def test_class_is_a_relation_not_a_first_order_cue():
     within = np.mean([np.std(mean_rgb[c], 0) for c in range(k)], 0).max()
     assert spread < within
     for c in range(k):
-        # video: the disc's hue minus the square's hue is c/k of the circle (measured on pixels)
+        # video: the ring's hue minus the core's hue is c/k of the circle (measured on pixels)
         v = synthetic.render_video(c, np.random.default_rng(50 + c), frames=1, num_classes=k).astype(float)[0]
         sat = v.max(-1) - v.min(-1)
-        hsv_h = []
-        for side in (slice(0, 24), slice(24, 48)):
-            px = v[:, side][sat[:, side] > 60]                      # coloured pixels of that half
-            r, g, b = px.mean(0)
-            hsv_h.append(np.degrees(np.arctan2(np.sqrt(3) * (g - b), 2 * r - g - b)) % 360)
-        # which half holds the square: the object whose coloured pixels fill its bounding box
-        filled = []
-        for side in (slice(0, 24), slice(24, 48)):
-            ys, xs = np.nonzero(sat[:, side] > 60)
-            filled.append(len(ys) / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
-        sq = int(np.argmax(filled))
-        step = (hsv_h[1 - sq] - hsv_h[sq]) % 360
+        ys, xs = np.nonzero(sat > 60)                                # the bullseye's coloured pixels
+        d = np.hypot(ys - ys.mean(), xs - xs.mean())
+        hues = []
+        for part in (d < 0.4 * d.max(), (d > 0.72 * d.max()) & (d < 0.9 * d.max())):   # core, ring
+            r, g, b = v[ys[part], xs[part]].mean(0)
+            hues.append(np.degrees(np.arctan2(np.sqrt(3) * (g - b), 2 * r - g - b)) % 360)
+        step = (hues[1] - hues[0]) % 360
         assert min(abs(step - 360 * c / k), 360 - abs(step - 360 * c / k)) < 12, (c, step)
         # audio: each pair's partner is 1 + 2c semitones above its root (measured on samples)
         rng = np.random.default_rng(100 + c)
