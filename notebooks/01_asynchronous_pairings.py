@@ -35,7 +35,7 @@ import torch
 from IPython.display import Audio, Image, Markdown, display
 
 from crisscross_core.config import RELATIONS, load_config
-from crisscross_core.viz.explorers import PairingExplorer, pairing_figure
+from crisscross_core.viz.pairings import PairingExplorer, pairing_figure
 from crisscross_core.viz.media import figure_png
 from crisscross_core.viz.notebook import demo_manifest, nb_paths, pick_pairing_source, small_mode
 

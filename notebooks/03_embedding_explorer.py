@@ -32,7 +32,7 @@ import torch
 from IPython.display import Image, Markdown, display
 
 from crisscross_core.evaluate.media import load_items
-from crisscross_core.viz.explorers import EmbeddingExplorer, embedding_points, scatter_figure
+from crisscross_core.viz.embeddings import EmbeddingExplorer, embedding_points, scatter_figure
 from crisscross_core.viz.media import figure_png
 from crisscross_core.demo import embed_split
 from crisscross_core.viz.notebook import demo_manifest, load_model, nb_paths, run_config, small_mode

@@ -32,7 +32,7 @@ from IPython.display import Markdown, display
 
 from crisscross_core.evaluate.media import load_items
 from crisscross_core.evaluate.retrieval import KS, class_retrieval, cross_modal_retrieval
-from crisscross_core.viz.explorers import RetrievalBrowser
+from crisscross_core.viz.retrieval_browser import RetrievalBrowser
 from crisscross_core.demo import embed_split
 from crisscross_core.viz.notebook import demo_manifest, load_model, nb_paths, query_gallery, run_config, small_mode
 

@@ -46,7 +46,7 @@ from crisscross_core.evaluate.media import load_items
 from crisscross_core.evaluate.probe import knn_probe, linear_probe
 from crisscross_core.evaluate.results import load_results, render_markdown, write_result
 from crisscross_core.evaluate.svm import SVMConfig, run_svm
-from crisscross_core.viz.explorers import results_figure, spread_values
+from crisscross_core.viz.result_figures import results_figure, spread_values
 from crisscross_core.evaluate.features import settings_for
 from crisscross_core.viz.notebook import (demo_manifest, exported_weights, load_model, nb_paths, run_config,
                                           small_mode)

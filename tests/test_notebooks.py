@@ -127,7 +127,7 @@ def clip_manifest(tmp_path_factory):
 
 def test_pairing_explorer_follows_relation_and_resample(clip_manifest):
     from crisscross_core.config import load_config
-    from crisscross_core.viz.explorers import PairingExplorer
+    from crisscross_core.viz.pairings import PairingExplorer
     cfg = load_config("tiny_cpu")
     ex = PairingExplorer(clip_manifest, cfg.data, cfg.aug, relation="same_timestamp")
     w = ex.windows
@@ -165,7 +165,7 @@ def _items(manifest, n=6):
 
 
 def test_embedding_explorer_selection_updates_media(clip_manifest):
-    from crisscross_core.viz.explorers import EmbeddingExplorer, PointSet
+    from crisscross_core.viz.embeddings import EmbeddingExplorer, PointSet
     items = _items(clip_manifest)
     n = len(items)
     rng = np.random.default_rng(0)
@@ -186,7 +186,7 @@ def test_embedding_explorer_selection_updates_media(clip_manifest):
 
 def test_embedding_points_maps_every_window(clip_manifest):
     from crisscross_core.evaluate.features import Features
-    from crisscross_core.viz.explorers import embedding_points
+    from crisscross_core.viz.embeddings import embedding_points
     items = _items(clip_manifest, 4)
     rid = np.repeat([it.rid for it in items], 2)
     f = Features(np.random.default_rng(1).normal(size=(len(rid), 8)).astype(np.float32), rid,
@@ -204,7 +204,7 @@ def test_embedding_points_maps_every_window(clip_manifest):
 
 def test_retrieval_browser_cross_modal_queries_with_predictions(clip_manifest):
     from crisscross_core.evaluate.features import Features
-    from crisscross_core.viz.explorers import RetrievalBrowser, neighbours
+    from crisscross_core.viz.retrieval_browser import RetrievalBrowser, neighbours
     items = _items(clip_manifest)
     n = len(items)
     rng = np.random.default_rng(2)
@@ -222,7 +222,7 @@ def test_retrieval_browser_cross_modal_queries_with_predictions(clip_manifest):
 
 def test_retrieval_browser_ranks_planted_neighbours(clip_manifest):
     from crisscross_core.evaluate.features import Features
-    from crisscross_core.viz.explorers import RetrievalBrowser
+    from crisscross_core.viz.retrieval_browser import RetrievalBrowser
     items = _items(clip_manifest)
     n = len(items)
     rng = np.random.default_rng(0)
@@ -255,7 +255,7 @@ def test_pick_cluster_without_slurm_is_local(monkeypatch, tmp_path):
 
 
 def test_results_figure_shows_spread_and_paper():
-    from crisscross_core.viz.explorers import results_figure, spread_values
+    from crisscross_core.viz.result_figures import results_figure, spread_values
     rec = {"protocol": "esc_svm", "dataset": "esc50", "pretrain": "kinetics400", "label": "", "mean": 0.8,
            "std": 0.02, "result": {"per_fold": [{"fold": str(i), "acc": a} for i, a in
                                                 enumerate([0.78, 0.8, 0.82], 1)]}}

@@ -7,7 +7,7 @@
     cluster, why = pick_cluster("auto")        # loopback Slurm when it answers, else submitit "local"
 
 Everything here composes core functions (data.synthetic, data.manifest, checkpoint, evaluate, launch);
-the widgets the notebooks show are in viz/explorers.py.
+the widgets the notebooks show are in viz/pairings.py, viz/embeddings.py and viz/retrieval_browser.py.
 """
 from __future__ import annotations
 
