@@ -46,6 +46,14 @@ def setup(device: str = "auto") -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def finish() -> None:
+    """After a successful run: wait for every rank, so no rank tears the group down while another
+    still uses it (gloo aborted a rank at exit once without this). Not on error paths, where a rank
+    may never arrive."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -189,7 +189,9 @@ def train(cfg: Config | str, overrides: list[str] | None = None) -> dict:
     info = D.setup(cfg.train.device)
     run_dir = Path(cfg.train.run_dir)
     try:
-        return _train(cfg, info, run_dir)
+        summary = _train(cfg, info, run_dir)
+        D.finish()
+        return summary
     except BaseException as exc:
         if not isinstance(exc, (KeyboardInterrupt, SystemExit)):  # SystemExit: requeue/preemption
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -325,6 +327,7 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     rec = {"kind": "step", "step": step, "epoch": step / steps_per_epoch,
                            "loss": vals[0], **dict(zip(terms.keys(), vals[1:-2])),
                            "std_v": vals[-2], "std_a": vals[-1], "rank_v": ranks[0], "rank_a": ranks[1],
+                           "rank_batch": int(out["zv1"].shape[0]),   # per-rank batch the ranks come from
                            **{f"lr_{k}": v for k, v in lrs.items()},
                            "samples_per_s": n_in_window * cfg.optim.batch_size / dt,
                            "data_wait": wait / dt, "world_size": info.world_size, "time": time.time()}
@@ -403,7 +406,7 @@ def _log(rec: dict, metrics_file, writer, bar, n_steps: int) -> None:
             warnings.warn(f"step {rec['step']}: {k}={rec[k]:.3f} — the embeddings may be collapsing "
                           "(SimSiam collapse); check the lr and predictor settings", stacklevel=2)
     for k in ("rank_v", "rank_a"):
-        if rec[k] < COLLAPSE_RANK:
+        if rec.get("rank_batch", 0) >= 16 and rec[k] < COLLAPSE_RANK:   # tiny batches: rank is small anyway
             warnings.warn(f"step {rec['step']}: {k}={rec[k]:.2f} — the embeddings spread along fewer than "
                           "two directions (dimensional collapse); retrieval in this space will find "
                           "'hub' items. Weighing the intra-modal terms up (loss.vid_coeff, "
