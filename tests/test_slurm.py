@@ -106,7 +106,7 @@ def test_two_node_pretrain_requeued_midway_resumes_with_continuous_steps(slurm_c
     """The real train(cfg), world size 2 over gloo; `scontrol requeue` once a checkpoint exists; it
     resumes from checkpoint.pt with no flag and finishes with every step logged once."""
     manifest, root = clips_manifest
-    steps = 8  # enough steps after the first checkpoint that the requeue lands mid-run under load
+    steps = 24  # enough steps after the first checkpoint that the requeue lands mid-run (8 raced once)
     job = submit("tiny_cpu", real_overrides(manifest, root, f"optim.max_steps={steps}", "optim.epochs=100"), cluster="loopback",
                  nodes=2, tasks_per_node=1, run_dir=tmp_path / "pre", time_min=10)
     wait_for(lambda: (job.run_dir / "checkpoint.pt").is_file() or job.done(), 240, "a checkpoint")
