@@ -274,6 +274,10 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                 "epoch": step // steps_per_epoch, "n_failed_total": n_failed_total,
                 "config": to_dict(cfg), "rng": rng_state(), "world_size": info.world_size}
 
+    def save_if_finite() -> None:  # one place where the main rank writes checkpoint.pt
+        _stop_if_not_finite(bool(finite), step, run_dir)
+        save_checkpoint(run_dir, checkpoint_state())
+
     writer = _tensorboard(cfg, run_dir) if info.is_main else None
     bar = _progress(cfg, info, stop_step, step)
     metrics_file = open(run_dir / "metrics.jsonl", "a") if info.is_main else None
@@ -337,14 +341,12 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
                     sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
                 at_block_end = step % steps_per_epoch == 0 or step == stop_step  # saved just below
                 if step % cfg.train.checkpoint_every == 0 and not at_block_end and info.is_main:
-                    _stop_if_not_finite(bool(finite), step, run_dir)
-                    save_checkpoint(run_dir, checkpoint_state())
+                    save_if_finite()
             if step % steps_per_epoch == 0 or step == stop_step:
                 failed = int(D.all_reduce_sum(epoch_failed, info).item())
                 n_failed_total += failed
                 if info.is_main:
-                    _stop_if_not_finite(bool(finite), step, run_dir)
-                    save_checkpoint(run_dir, checkpoint_state())
+                    save_if_finite()
                     health = {"kind": "epoch", "step": step, "epoch": math.ceil(step / steps_per_epoch),
                               "skipped_items": failed, "skipped_total": n_failed_total,
                               "time": time.time()}
