@@ -31,22 +31,16 @@ SMALL = None         # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
 import torch
 from IPython.display import Image, Markdown, display
 
-from crisscross_core.evaluate.media import load_items
 from crisscross_core.viz.embeddings import EmbeddingExplorer, embedding_points, scatter_figure
 from crisscross_core.viz.media import figure_png
 from crisscross_core.demo import embed_split
-from crisscross_core.viz.notebook import demo_manifest, load_model, nb_paths, run_config, small_mode
+from crisscross_core.viz.notebook import explorer_inputs, load_model, small_mode
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
-paths = nb_paths()
 if SMALL:
     WINDOWS, MAX_ITEMS = 2, 16
-run_dir = RUN_DIR or paths["run"]
-manifest = MANIFEST or demo_manifest(paths["demo"], small=SMALL)
-cfg = run_config(run_dir)
-items, classes = load_items(manifest, require_audio=True)
-items = items[:MAX_ITEMS]
+run_dir, manifest, cfg, items, classes = explorer_inputs(MANIFEST, RUN_DIR, MAX_ITEMS, small=SMALL)
 print(f"{len(items)} clips, {len(classes)} classes; manifest {manifest}")
 
 # %% [markdown]

@@ -167,6 +167,18 @@ def load_model(run_dir: str | Path | None, cfg, seed: int = 0):
     return model.eval(), note
 
 
+def explorer_inputs(manifest: str = "", run_dir: str = "", max_items: int | None = None,
+                    small: bool = False) -> tuple:
+    """(run_dir, manifest, cfg, items, classes) for the explorer notebooks: the given manifest and
+    run, else the demo data and the run notebook 00 wrote; clips with audio, the first `max_items`."""
+    from crisscross_core.evaluate.media import load_items
+    paths = nb_paths()
+    run_dir = run_dir or paths["run"]
+    manifest = manifest or demo_manifest(paths["demo"], small=small)
+    items, classes = load_items(manifest, require_audio=True)
+    return run_dir, manifest, run_config(run_dir), items[:max_items], classes
+
+
 def query_gallery(items) -> tuple[list, list]:
     """Split labelled items into (queries, gallery): the "test" split queries the rest (spec §9.4);
     without split tags, every other item (by row id) is a query."""
