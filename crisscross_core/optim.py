@@ -1,8 +1,9 @@
 """Optimisation as released (spec §7): four parameter groups, Adam wrapped in LARC, warm-up + cosine.
 
 Groups: ``video_base`` (video backbone + projector), ``video_pred``, ``audio_base``, ``audio_pred``.
-The base groups follow linear warm-up from 0 then a half cosine to ``final_lr``; the predictor
-groups keep a constant lr. The release's off-by-one (iteration k runs at schedule[k-1], iteration 0
+The base groups follow the release's linear warm-up ``linspace(0, base, W)`` over the first W steps
+(step k at base·k/(W−1), so the last warm-up step already runs at base), then a half cosine from
+base to ``final_lr``; the predictor groups keep a constant lr. The release's off-by-one (iteration k runs at schedule[k-1], iteration 0
 at 1e-3) is available with ``legacy_lr_offset``; by default the lr of step k is schedule[k].
 """
 from __future__ import annotations
@@ -128,9 +129,13 @@ class LRSchedule:
         self.total = max(total_steps, self.warmup + 1)
 
     def base_factor(self, step: int, base_lr: float) -> float:
-        """lr of a base group at `step` (0-based)."""
-        if step < self.warmup:
-            return base_lr * step / self.warmup
+        """lr of a base group at `step` (0-based): base·k/(W−1) during the W warm-up steps (the
+        release's ``linspace(0, base, W)``; 0 when W = 1), then final + (base − final)·½(1 + cos πt)
+        with t = (step − W)/(total − W)."""
+        if step < self.warmup:          # numpy's linspace arithmetic: k·(base/(W−1)), last = base
+            if step == self.warmup - 1:
+                return float(base_lr) if self.warmup > 1 else 0.0
+            return step * (base_lr / (self.warmup - 1))
         t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         final = self.cfg.final_lr
         return final + (base_lr - final) * 0.5 * (1.0 + math.cos(math.pi * t))

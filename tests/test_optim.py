@@ -1,6 +1,8 @@
 """Optimiser: the release's four groups, LARC's formula, and the lr schedule at given steps."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -30,13 +32,30 @@ def test_schedule_values_at_given_steps():
     cfg = OptimConfig(epochs=10, warmup_epochs=2, video_lr=2e-4, final_lr=1e-4)
     s = LRSchedule(cfg, steps_per_epoch=100, total_steps=1000)
     assert s.lr("video_base", 2e-4, 0) == 0.0
-    assert s.lr("video_base", 2e-4, 100) == pytest.approx(1e-4)          # half-way through warm-up
-    assert s.lr("video_base", 2e-4, 200) == pytest.approx(2e-4)          # peak
+    assert s.lr("video_base", 2e-4, 100) == pytest.approx(1e-4 * 200 / 199)  # linspace(0, base, 200)
+    assert s.lr("video_base", 2e-4, 199) == 2e-4                         # warm-up ends at the peak
+    assert s.lr("video_base", 2e-4, 200) == pytest.approx(2e-4)          # cosine starts at the peak
     assert s.lr("video_base", 2e-4, 600) == pytest.approx(1.5e-4)        # cosine mid-point
     assert s.lr("video_base", 2e-4, 1000) == pytest.approx(1e-4)         # final lr, not 0
     assert s.lr("video_pred", 2e-3, 0) == s.lr("video_pred", 2e-3, 777) == 2e-3  # constant
     lrs = [s.lr("audio_base", 2e-4, k) for k in range(200, 1001)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))                      # monotone decay
+
+
+def test_warmup_is_the_release_linspace_exactly():
+    """The release's warm-up is numpy.linspace(0, base, W): step k at base·k/(W−1), bit for bit."""
+    W, base = 200, 2e-4
+    s = LRSchedule(OptimConfig(epochs=10, warmup_epochs=2), steps_per_epoch=100, total_steps=1000)
+    release = np.linspace(0, base, W)
+    assert [s.lr("video_base", base, k) for k in range(W)] == release.tolist()
+    # with the release's off-by-one, step k runs at linspace[k-1] (step 0 at the builder's 1e-3)
+    legacy = LRSchedule(OptimConfig(epochs=10, warmup_epochs=2, legacy_lr_offset=True), 100, 1000)
+    assert legacy.lr("audio_base", base, 0) == LEGACY_INITIAL_LR
+    assert [legacy.lr("audio_base", base, k) for k in range(1, W + 1)] == release.tolist()
+    # base·k/W (the kit before) differs from the release by up to 1/W relative: that is what is pinned
+    assert s.lr("video_base", base, 100) != base * 100 / W
+    one = LRSchedule(OptimConfig(epochs=10, warmup_epochs=0.01), steps_per_epoch=100, total_steps=1000)
+    assert one.warmup == 1 and one.lr("video_base", base, 0) == 0.0 == np.linspace(0, base, 1)[0]
 
 
 def test_legacy_offset_reproduces_release():
