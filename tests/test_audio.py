@@ -108,6 +108,58 @@ def test_mask_widths_below_limit_and_bands_filled():
         assert set(changed) <= band and len(changed) >= len(band) - 1
 
 
+def _mask_coverage(length, width):
+    """P(bin b is covered by one mask) [length] when w ~ randint[0, width), s ~ randint[0, max(1, L - w))
+    (the release: the start is bounded by the *drawn* width), by enumeration."""
+    p = np.zeros(length)
+    for w in range(width):
+        n_start = max(1, length - w)
+        for s in range(n_start):
+            p[s:s + w] += 1.0 / (width * n_start)
+    return p
+
+
+@pytest.mark.parametrize("axis,length,width", [("freq_masks", 80, 10), ("time_masks", 201, 20)])
+def test_mask_positions_follow_the_release_distribution(axis, length, width):
+    """Per-bin masking frequencies equal the release's, top bins included (a start bounded by the
+    configured width instead masks bins 71-78 of 80 2-4x less often and bin 78 never)."""
+    cfg = dataclasses.replace(PLAIN, freq_masks=2, time_masks=2)
+    n = 100_000
+    p = AudioAugment(cfg).sample_params(n, 32000, torch.Generator().manual_seed(0))
+    expect = _mask_coverage(length, width)
+    for st, wd in p[axis]:
+        idx = torch.arange(length)
+        hit = ((idx[None] >= st[:, None]) & (idx[None] < (st + wd)[:, None])).double().mean(0).numpy()
+        sd = np.sqrt(expect * (1 - expect) / n)
+        assert np.all(np.abs(hit - expect) <= 4.5 * sd + 1e-12), np.abs(hit - expect) / (sd + 1e-12)
+        assert hit[-1] == 0 and expect[-2] > 0 and hit[-2] > 0    # the last bin never; the one before, yes
+        top = slice(length - 9, length - 1)
+        assert np.all(hit[top] >= 0.5 * expect[top])
+
+
+def test_masks_of_one_axis_share_one_mean():
+    """All frequency masks are filled with the spectrogram's mean before them; all time masks with the
+    mean after the frequency masks (one mean per masking call, as the release)."""
+    aug = AudioAugment(dataclasses.replace(PLAIN, freq_masks=2, time_masks=2))
+    wave = torch.randn(2, 32000) * 0.1
+    one = torch.ones(2, dtype=torch.long)
+    p = {"gain": torch.ones(2),
+         "freq_masks": [(5 * one, 3 * one), (40 * one, 9 * one)],
+         "time_masks": [(10 * one, 5 * one), (150 * one, 19 * one)]}
+    out = aug.apply(wave, p)[:, 0]
+    clean = LogMel()(wave)[:, 0]
+    m_freq = clean.mean(dim=(1, 2))
+    after_freq = clean.clone()
+    after_freq[:, 5:8] = m_freq[:, None, None]
+    after_freq[:, 40:49] = m_freq[:, None, None]
+    m_time = after_freq.mean(dim=(1, 2))
+    for b in range(2):
+        assert torch.all(out[b, 40:49, :10] == m_freq[b]) and torch.all(out[b, 5:8, :10] == m_freq[b])
+        assert torch.all(out[b, :, 10:15] == m_time[b]) and torch.all(out[b, :, 150:169] == m_time[b])
+        assert m_freq[b] != m_time[b]
+        torch.testing.assert_close(out[b, 50:, 20:150], clean[b, 50:, 20:150], rtol=0, atol=0)
+
+
 def test_resize_crop_matches_per_sample_interpolate_reference():
     """The batched version equals: zero canvas (F, 1.5T), spec centred, crop, bicubic
     (align_corners=True) back to F×T, done sample by sample with F.interpolate."""

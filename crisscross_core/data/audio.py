@@ -7,7 +7,8 @@
 reflect-padded centred STFT, Hann, power + 2.2e-16, ln(mel + 1.19e-7), fixed normalisation),
 computed with torch.stft and a filterbank built here (no librosa at run time).
 `AudioAugment` draws per-sample parameters on the CPU (from `generator` if given) and applies
-volume jitter -> log-mel -> [time warp] -> frequency masks -> time masks -> [random resize-crop].
+volume jitter -> log-mel -> [time warp] -> frequency masks -> time masks -> [random resize-crop]
+(the masks of one axis share one fill value, the spectrogram's mean as the axis' masking begins).
 Time warp and resize-crop are batched as per-sample bicubic taps applied with `gather` (the
 arithmetic of `F.interpolate(mode="bicubic")` on each sample's crop, without a Python loop).
 """
@@ -205,13 +206,26 @@ def resize_crop(x: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- masks
 
-def _mask_fill(x: torch.Tensor, start: torch.Tensor, width: torch.Tensor, dim: int) -> torch.Tensor:
-    """x [B, F, T]; fill [start, start+width) along `dim` (1 freq, 2 time) with the per-sample mean."""
+def _mask_fill(x: torch.Tensor, start: torch.Tensor, width: torch.Tensor, dim: int,
+               fill: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x [B, F, T]; fill [start, start+width) along `dim` (1 freq, 2 time) with `fill` [B, 1, 1]
+    (default: the per-sample mean of x)."""
     idx = torch.arange(x.shape[dim], device=x.device)
     s, w = start.to(x.device)[:, None], width.to(x.device)[:, None]
     m = (idx[None] >= s) & (idx[None] < s + w)                           # [B, L]
     m = m[:, :, None] if dim == 1 else m[:, None, :]
-    return torch.where(m, x.mean(dim=(1, 2), keepdim=True), x)
+    return torch.where(m, x.mean(dim=(1, 2), keepdim=True) if fill is None else fill, x)
+
+
+def mask_axis(x: torch.Tensor, masks: list, dim: int) -> torch.Tensor:
+    """The release's masking of one axis, x [B, F, T]: every mask in `masks` ([(start [B], width
+    [B]), ...]) is filled with one value, the per-sample mean of x as it enters (one mean per call)."""
+    if not masks:
+        return x
+    fill = x.mean(dim=(1, 2), keepdim=True)
+    for st, wd in masks:
+        x = _mask_fill(x, st, wd, dim, fill)
+    return x
 
 
 class AudioAugment(nn.Module):
@@ -228,9 +242,9 @@ class AudioAugment(nn.Module):
 
     def sample_params(self, n: int, n_samples: int, generator: Optional[torch.Generator] = None) -> dict:
         """Per-sample draws (CPU tensors): gain [n]; warp (c, w) [n, 2] if time_warp; freq/time
-        masks as lists of (start, width) [n] with width ~ randint[0, W) and start ~
-        randint[0, max(1, L - W)) (W = the configured width, spec §6.3); crop boxes [n, 4].
-        Each mask is filled with the spectrogram's mean at the time it is applied."""
+        masks as lists of (start, width) [n] with width w ~ randint[0, W) (W = the configured width)
+        and start ~ randint[0, max(1, L - w)) bounded by the *drawn* width, as the release; crop
+        boxes [n, 4]. The masks of one axis are filled with one mean (`mask_axis`)."""
         c, g = self.cfg, generator
         if g is not None and g.device.type != "cpu":
             raise ValueError(f"AudioAugment: generator must be a CPU torch.Generator, got {g.device}")
@@ -244,7 +258,7 @@ class AudioAugment(nn.Module):
             for _ in range(k):
                 wd = torch.floor(torch.rand(n, generator=g, dtype=torch.float64) * width).long()
                 st = torch.floor(torch.rand(n, generator=g, dtype=torch.float64)
-                                 * max(1, length - width)).long()
+                                 * (length - wd).clamp(min=1)).long()
                 out.append((st, wd))
             return out
         p["freq_masks"] = masks(c.freq_masks, c.freq_mask_width, F_)
@@ -258,10 +272,8 @@ class AudioAugment(nn.Module):
         x = self.logmel(wave.float() * p["gain"].to(dev)[:, None])[:, 0]   # [B, F, T]
         if "warp" in p and bool((p["warp"][:, 0] >= 0).any()):
             x = resample(x, *time_warp_taps(x.shape[2], p["warp"]), dim=2)
-        for st, wd in p["freq_masks"]:
-            x = _mask_fill(x, st, wd, 1)
-        for st, wd in p["time_masks"]:
-            x = _mask_fill(x, st, wd, 2)
+        x = mask_axis(x, p["freq_masks"], 1)
+        x = mask_axis(x, p["time_masks"], 2)
         if "crop" in p:
             x = resize_crop(x, p["crop"])
         return x.unsqueeze(1)
