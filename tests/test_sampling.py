@@ -79,9 +79,76 @@ def test_far_apart_offset_is_max_ss(length, d, seed):
 def test_far_apart_kinetics_example():
     """Spec §5.3: 10 s clip, d_a=2, d_v=0.5 -> s1 in [0, 3], offset exactly 3 s."""
     rng = np.random.default_rng(1)
-    s = np.array([far_apart_starts((0, 10), (0, 10), 0.5, 2.0, rng) for _ in range(200)])
+    st = [far_apart_starts((0, 10), (0, 10), 0.5, 2.0, rng) for _ in range(200)]
+    s = np.array([(x.v1, x.v2) for x in st])
     assert np.allclose(s[:, 1] - s[:, 0], 3.0) and s[:, 0].min() >= 0 and s[:, 0].max() <= 3.0
-    assert s[:, 0].std() > 0.5
+    assert s[:, 0].std() > 0.5 and all(x.a1 == x.v1 and x.a2 == x.v2 and not x.short for x in st)
+
+
+def ks_two_sample_rejects(x, y, alpha_c=1.95):
+    """Two-sample Kolmogorov-Smirnov test at alpha = 0.001 (c = 1.95): True if the samples differ."""
+    x, y = np.sort(x), np.sort(y)
+    grid = np.concatenate([x, y])
+    d = np.abs(np.searchsorted(x, grid, "right") / len(x) - np.searchsorted(y, grid, "right") / len(y)).max()
+    return d > alpha_c * np.sqrt((len(x) + len(y)) / (len(x) * len(y)))
+
+
+def release_far_apart(length, rng, d_v=0.5, d_a=2.0):
+    """The release's far-apart starts (v1, a1, v2, a2) for a stream [0, length] in both modalities,
+    as the audit describes them: long streams share s1 ~ U[0, max_ss] and s2 = s1 + max_ss; streams up
+    to 2·d_a draw audio in U[0, length - d_a] (both audio views) and video v1 ~ U[0, length/2 - d_v]
+    independently, v2 = v1 + length/2."""
+    if length > 2 * d_a:
+        max_ss = min(length / 2 - d_a, max(length / 2 - d_v, 0.0))
+        s1 = rng.uniform(0, max_ss)
+        return s1, s1, s1 + max_ss, s1 + max_ss
+    a = rng.uniform(0, length - d_a)
+    v1 = rng.uniform(0, length / 2 - d_v)
+    return v1, a, v1 + length / 2, a
+
+
+@pytest.mark.parametrize("length", [2.5, 3.5, 10.0])
+def test_far_apart_starts_follow_the_release_distribution(length):
+    """Sampled starts against the release's formulas (two-sample KS per start, exact offsets)."""
+    n = 3000
+    rng, ref_rng = np.random.default_rng(7), np.random.default_rng(8)
+    got = np.array([[w.v1[0], w.a1[0], w.v2[0], w.a2[0]] for w in
+                    (sample_views("far_apart", (0, length), (0, length), 0.5, 2.0, rng) for _ in range(n))])
+    ref = np.array([release_far_apart(length, ref_rng) for _ in range(n)])
+    for col, name in enumerate(("v1", "a1", "v2", "a2")):
+        assert not ks_two_sample_rejects(got[:, col], ref[:, col]), (name, length)
+        assert got[:, col].std() > 0.1, name                        # random, not a fixed start
+    np.testing.assert_allclose(got[:, 2] - got[:, 0], ref[0, 2] - ref[0, 0])   # the video offset
+    if length <= 4.0:
+        assert np.array_equal(got[:, 1], got[:, 3])                 # one audio start for both views
+        assert np.abs(got[:, 0] - got[:, 1]).max() > 0.2            # video not tied to the audio start
+        assert np.corrcoef(got[:, 0], got[:, 1])[0, 1] < 0.1
+    else:
+        assert np.array_equal(got[:, 0], got[:, 1]) and np.array_equal(got[:, 2], got[:, 3])
+    # and the test has power: a start shifted by 0.1 s is rejected
+    assert ks_two_sample_rejects(got[:, 0] + 0.1, ref[:, 0])
+
+
+def test_far_apart_exactly_two_audio_windows_takes_the_short_branch():
+    """A 4 s stream (2·d_a) fails in the release; here it is a short stream: video offset vf/2 = 2 s,
+    audio anywhere in [0, 2] (the long-stream formula would give an offset of 0)."""
+    rng = np.random.default_rng(0)
+    ws = [sample_views("far_apart", (0, 4.0), (0, 4.0), 0.5, 2.0, rng) for _ in range(500)]
+    assert all(w.v2[0] - w.v1[0] == pytest.approx(2.0) for w in ws)
+    assert all(inside(x, (0, 4.0)) for w in ws for x in (w.v1, w.v2, w.a1, w.a2))
+    a = np.array([w.a1[0] for w in ws])
+    assert a.min() < 0.2 and a.max() > 1.8
+    assert far_apart_starts((0, 4.0), (0, 4.0), 0.5, 2.0, rng).short
+    assert not far_apart_starts((0, 4.01), (0, 4.01), 0.5, 2.0, rng).short
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["far_apart", "v_far_a_same", "v_same_a_far"]), st.floats(2.0, 4.5),
+       st.floats(2.0, 4.5), seeds, st.booleans())
+def test_far_apart_short_streams_stay_inside(rel, vlen, alen, seed, centred):
+    w = sample_views(rel, (0, vlen), (0, alen), 0.5, 2.0, np.random.default_rng(seed), centred=centred)
+    for win, lim in ((w.v1, (0, vlen)), (w.v2, (0, vlen)), (w.a1, (0, alen)), (w.a2, (0, alen))):
+        assert inside(win, lim), (rel, win, lim)
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,10 +9,12 @@ flags saying whether both video / both audio views are *one tensor* (one augment
     # w.v1 = (s_v, .5), w.v2 = (s_v + .25, .5), w.a1 = (s_a, 2), w.a2 = (s_a + 1, 2)
 
 Faithful to the release by default: the video window lies uniformly *somewhere* inside the audio
-window (§5.1), the far-apart offset is `max_ss` computed from halved absolute times (§5.3).
+window (§5.1), the far-apart offset is `max_ss` computed from halved absolute times (§5.3), and
+streams of at most two audio windows take the release's short-stream branch (`far_apart_starts`).
 `centred=True` centres the video window in the audio window instead (§11.B1). Deviation: windows
 are finally clamped into their streams when a stream is long enough (matters only for streams that
 do not start at 0, where the halved-times quirk could place a window before the stream start).
+The differences from the release are listed in docs/deviations.md.
 """
 from __future__ import annotations
 
@@ -75,21 +77,40 @@ def base_snippet(vlim: Limits, alim: Limits, d_v: float, d_a: float, rng: np.ran
     return s_v, s_a
 
 
-def far_apart_starts(vlim: Limits, alim: Limits, d_v: float, d_a: float,
-                     rng: np.random.Generator) -> tuple[float, float]:
-    """(s1, s2) of the release's far-apart sampler (spec §5.3), shared by video and audio.
+@dataclass(frozen=True)
+class FarApartStarts:
+    """Start times of the far-apart family: video views at v1, v2; audio views at a1, a2."""
+    v1: float
+    a1: float
+    v2: float
+    a2: float
+    short: bool          # True: the release's short-stream branch (streams up to 2 windows long)
 
-    min_ss = max(as/2, vs/2); max_ss = min(af/2 - d_a, max(vf/2 - d_v, 0)); s1 ~ U[min_ss, max_ss];
-    s2 = s1 + max_ss. When the streams are too short (max_ss < min_ss) the release's fallback offset
-    `vf/2` (an absolute time used as an offset) is kept: s1 = min_ss, s2 = s1 + vf/2.
+
+def far_apart_starts(vlim: Limits, alim: Limits, d_v: float, d_a: float,
+                     rng: np.random.Generator) -> FarApartStarts:
+    """Starts of the release's far-apart sampler (docs/deviations.md, "Temporal sampling").
+
+    Streams longer than two windows each (audio > 2·d_a and video > 2·d_v): min_ss = max(as/2, vs/2),
+    max_ss = min(af/2 - d_a, max(vf/2 - d_v, 0)); s1 ~ U[min_ss, max_ss]; s2 = s1 + max_ss; video and
+    audio share s1 (view 1) and s2 (view 2). A 10 s clip with d_a = 2: s1 in [0, 3], offset 3 s.
+
+    Shorter streams (the release's fallback): audio s_a ~ U[as, af - d_a] for both audio views;
+    video v1 ~ U[vs, vf/2 - d_v] drawn independently of the audio, v2 = v1 + vf/2 (the absolute end
+    time halved, used as an offset). A stream of exactly 2·d_a (4 s by default) stops the release
+    with an error; here it takes this branch, because the long-stream formula would give two
+    identical views (offset 0) there.
     """
     (vs, vf), (as_, af) = vlim, alim
-    min_ss = max(as_ / 2, vs / 2)
-    max_ss = min(af / 2 - d_a, max(vf / 2 - d_v, 0.0))
-    if max_ss >= min_ss:
+    if af - as_ > 2 * d_a and vf - vs > 2 * d_v:
+        min_ss = max(as_ / 2, vs / 2)
+        max_ss = min(af / 2 - d_a, max(vf / 2 - d_v, 0.0))
         s1 = _uniform(rng, min_ss, max_ss)
-        return s1, s1 + max_ss
-    return min_ss, min_ss + vf / 2
+        s2 = s1 + max_ss
+        return FarApartStarts(s1, s1, s2, s2, short=False)
+    s_a = _uniform(rng, as_, af - d_a)
+    v1 = _uniform(rng, vs, vf / 2 - d_v)
+    return FarApartStarts(v1, s_a, v1 + vf / 2, s_a, short=True)
 
 
 def sample_views(relation: str, video_limits: Limits, audio_limits: Limits, video_dur: float,
@@ -109,12 +130,13 @@ def sample_views(relation: str, video_limits: Limits, audio_limits: Limits, vide
         s_v2, s_a2 = base_snippet(vlim, alim, dv, da, rng, centred)
         w = ViewWindows((s_v1, dv), (s_a1, da), (s_v2, dv), (s_a2, da))
     elif relation in ("far_apart", "v_far_a_same", "v_same_a_far"):
-        s1, s2 = far_apart_starts(vlim, alim, dv, da, rng)
-        off = (da - dv) / 2 if centred else 0.0         # centred: video in the middle of its audio
-        v1 = (_clamp(s1 + off, dv, vlim), dv)
-        v2 = (_clamp(s2 + off, dv, vlim), dv)
-        a1 = (_clamp(s1, da, alim), da)
-        a2 = (_clamp(s2, da, alim), da)
+        st = far_apart_starts(vlim, alim, dv, da, rng)
+        # centred: video in the middle of its audio window (where the views share a start)
+        off = (da - dv) / 2 if centred and not st.short else 0.0
+        v1 = (_clamp(st.v1 + off, dv, vlim), dv)
+        v2 = (_clamp(st.v2 + off, dv, vlim), dv)
+        a1 = (_clamp(st.a1, da, alim), da)
+        a2 = (_clamp(st.a2, da, alim), da)
         if relation == "far_apart":
             w = ViewWindows(v1, a1, v2, a2)
         elif relation == "v_far_a_same":
