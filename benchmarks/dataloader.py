@@ -1,13 +1,16 @@
 """Data-path throughput: two-view pretraining samples/s per CPU core (one JSON line per figure).
 
-    python benchmarks/dataloader.py [--items 42] [--clips ../shared/data/clips] [--keep DIR]
+    python benchmarks/dataloader.py [--items 42] [--manifest data_manifests/shared_clips.csv] [--keep DIR]
 
 Figures (single process = one worker, so samples per CPU-second = samples/s per core):
   * plain_pyav_seek: a naive loader (seek + decode video, seek again + decode audio, convert every
     decoded frame) on the shared clips, for reference;
-  * pretrain_dataset on the original shared clips, on 256p re-encodes with a long GOP (250) and
-    on `prepare`'s output (256p, GOP 16);
-  * TrainTransform (crisscross_core.data.pipeline) batched augmentation on CPU / CUDA when present.
+  * pretrain_dataset per frame mode (`data.frame_mode`, `data.decode_size`) — centre_crop 128x170
+    (tiny_cpu's kind: short side 128, 4:3 centre crop), full 256x342 and full 256x456 (the whole
+    frame on a canvas; the paper presets) — on the original shared clips, on 256p re-encodes with
+    a long GOP (250) and on `prepare`'s output (256p, GOP 16); with the bytes a sample carries;
+  * TrainTransform (crisscross_core.data.pipeline) batched augmentation per frame mode, on CPU and
+    on CUDA when present (the crop is drawn in each source frame's geometry: `frame_hw`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -81,24 +85,32 @@ def make_variant(rows, root, out, **kw):
     return out / "manifest.csv"
 
 
+FRAME_MODES = {   # name -> DataConfig fields
+    "centre_crop_128x170": dict(frame_mode="centre_crop", decode_short_side=128, decode_size=(128, 170)),
+    "full_256x342": dict(frame_mode="full", decode_size=(256, 342)),
+    "full_256x456": dict(frame_mode="full", decode_size=(256, 456)),
+}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(REPO / "data_manifests" / "shared_clips.csv"))
     ap.add_argument("--items", type=int, default=42, help="items per measurement")
     ap.add_argument("--keep", default=None, help="directory for the 256p variants (default: temp)")
     ap.add_argument("--aug-batch", type=int, default=32)
+    ap.add_argument("--modes", default=",".join(FRAME_MODES), help="comma-separated FRAME_MODES names")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     m = read_manifest(args.manifest)
-    cfg = DataConfig(split="", no_audio_policy="silence", short_clip_policy="pad", clips_per_video=4)
+    base = DataConfig(split="", no_audio_policy="silence", short_clip_policy="pad", clips_per_video=4)
+    modes = {k: FRAME_MODES[k] for k in args.modes.split(",")}
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cc_bench_"))
-    info = {"files": len(m.rows), "decode": f"{cfg.decode_short_side}p crop {tuple(cfg.decode_size)}",
-            "relation": cfg.relation, "workers": 1}
+    common = {"files": len(m.rows), "relation": base.relation, "workers": 1}
 
     rng = np.random.default_rng(0)
     wall, cpu = timed(lambda i: naive_sample(m.root / m.rows[i % len(m.rows)].path, rng), args.items)
     emit("dataloader", "plain_pyav_seek_samples_per_core_s", args.items / cpu, "samples/s",
-         data="shared_clips", wall_samples_per_s=round(args.items / wall, 2), **info)
+         data="shared_clips", wall_samples_per_s=round(args.items / wall, 2), **common)
 
     variants = {"shared_clips_original": args.manifest}
     fresh = not (tmp / "gop16" / "manifest.csv").exists()      # --keep re-uses earlier outputs
@@ -110,42 +122,54 @@ def main(argv=None):
         emit("prepare", "transcode_seconds_per_file", (time.perf_counter() - t0) / (2 * len(m.rows)),
              "s", data="shared_clips", wall=True)
     results = {}
-    for name, man in variants.items():
-        ds = PretrainDataset(man, cfg, seed=0)
-        ds[0]                                                        # warm up
-        wall, cpu = timed(lambda i: ds[i % len(ds)], args.items)
-        results[name] = args.items / cpu
-        emit("dataloader", "two_view_samples_per_core_s", results[name], "samples/s", data=name,
-             wall_samples_per_s=round(args.items / wall, 2), **info)
-    emit("dataloader", "speedup_prepared_vs_original",
-         results["256p_gop16_prepared"] / results["shared_clips_original"], "x")
-    emit("dataloader", "speedup_gop16_vs_gop250_at_256p",
-         results["256p_gop16_prepared"] / results["256p_gop250"], "x")
+    for mode, fields in modes.items():
+        cfg = replace(base, **fields)
+        for name, man in variants.items():
+            ds = PretrainDataset(man, cfg, seed=0)
+            it = ds[0]                                                   # warm up
+            nbytes = sum(it[k].numel() * it[k].element_size() for k in ("video", "audio"))
+            wall, cpu = timed(lambda i: ds[i % len(ds)], args.items)
+            results[mode, name] = args.items / cpu
+            emit("dataloader", "two_view_samples_per_core_s", results[mode, name], "samples/s", data=name,
+                 frame_mode=mode, wall_samples_per_s=round(args.items / wall, 2),
+                 mb_per_sample=round(nbytes / 2**20, 2), **common)
+        prep, orig = results[mode, "256p_gop16_prepared"], results[mode, "shared_clips_original"]
+        emit("dataloader", "speedup_prepared_vs_original", prep / orig, "x", frame_mode=mode)
+        emit("dataloader", "speedup_gop16_vs_gop250_at_256p", prep / results[mode, "256p_gop250"], "x",
+             frame_mode=mode)
+    ref = "centre_crop_128x170"
+    for mode in modes:
+        if mode != ref and ref in modes:
+            for name in variants:
+                emit("dataloader", "cost_vs_centre_crop_128x170", results[ref, name] / results[mode, name],
+                     "x CPU time per sample", data=name, frame_mode=mode)
 
     try:
         from crisscross_core.data.pipeline import TrainTransform
     except ImportError as e:
         print(f"# TrainTransform not available ({e}); skipping augmentation figures", file=sys.stderr)
         return 0
-    ds = PretrainDataset(variants["256p_gop16_prepared"], cfg)
-    items = [ds[i] for i in range(min(args.aug_batch, len(ds)))]
-    batch = {k: torch.stack([it[k] for it in items]) for k in ("video", "audio", "share")}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    for dev in devices:
-        tt = TrainTransform().to(dev)
-        v, a, s = (batch[k].to(dev) for k in ("video", "audio", "share"))
-        tt(v, a, s)
-        reps = 2 if dev == "cpu" else 20
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        w0 = time.perf_counter()
-        for _ in range(reps):
-            tt(v, a, s)
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        dt = (time.perf_counter() - w0) / reps
-        emit("augment", "train_transform_samples_per_s", len(items) / dt, "samples/s", device=dev,
-             batch=len(items), threads=torch.get_num_threads())
+    for mode, fields in modes.items():
+        ds = PretrainDataset(variants["256p_gop16_prepared"], replace(base, **fields))
+        items = [ds[i] for i in range(min(args.aug_batch, len(ds)))]
+        batch = {k: torch.stack([it[k] for it in items]) for k in ("video", "audio", "share", "frame_hw")}
+        for dev in devices:
+            tt = TrainTransform().to(dev)
+            v, a, s, hw = (batch[k].to(dev) for k in ("video", "audio", "share", "frame_hw"))
+            tt(v, a, s, frame_hw=hw)
+            reps = 2 if dev == "cpu" else 20
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            w0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(reps):
+                tt(v, a, s, frame_hw=hw)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            dt, dc = (time.perf_counter() - w0) / reps, (time.process_time() - c0) / reps
+            emit("augment", "train_transform_samples_per_s", len(items) / dt, "samples/s", device=dev,
+                 frame_mode=mode, batch=len(items), threads=torch.get_num_threads(),
+                 samples_per_cpu_s=round(len(items) / dc, 2))
     return 0
 
 

@@ -215,7 +215,7 @@ def test_cutout_square_is_zero_same_on_all_frames():
     zero = (y == 0).all(dim=1)                                     # [B, T, c, c]
     for b in range(8):
         y1, y2, x1, x2 = p["cutbox"][b].tolist()
-        assert y2 - y1 <= 18 and x2 - x1 <= 18                     # side 2*floor(L/2), L < 20
+        assert y2 - y1 <= 20 and x2 - x1 <= 20                     # side 2*floor(L/2), L <= 20
         assert zero[b, :, y1:y2, x1:x2].all()
         outside = torch.ones(24, 24, dtype=torch.bool)
         outside[y1:y2, x1:x2] = False
@@ -227,6 +227,27 @@ def test_cutout_square_is_zero_same_on_all_frames():
         y1, y2, x1, x2 = p["cutbox"][b].tolist()
         m = y0[b, :, 0].mean()
         torch.testing.assert_close(yl[b][..., y1:y2, x1:x2], y0[b][..., y1:y2, x1:x2] * m)
+
+
+def test_cutout_side_is_drawn_inclusive_1_to_max():
+    """The release draws L from 1..20 inclusive; the square's side is 2*floor(L/2), so sides 0, 2, ...,
+    20 occur with probabilities 1/20, 2/20, ..., 2/20, 1/20 (the largest square is 20 px, not 18)."""
+    n, size = 40000, 112
+    p = VideoAugment(VideoAugConfig(crop_size=size)).sample_params(n, 64, 64, torch.Generator().manual_seed(0))
+    y1, y2, x1, x2 = p["cutbox"].unbind(1)
+    cy, cx = (y1 + y2) / 2, (x1 + x2) / 2                          # = the drawn centre when unclipped
+    inner = (cy >= 10) & (cy <= size - 10) & (cx >= 10) & (cx <= size - 10)   # never clipped, any L
+    side = (y2 - y1)[inner]
+    assert torch.equal(side, (x2 - x1)[inner])
+    freq = torch.bincount(side, minlength=21).double() / len(side)
+    expect = torch.zeros(21, dtype=torch.float64)
+    expect[0] = expect[20] = 1 / 20
+    expect[2:20:2] = 2 / 20
+    assert side.max() == 20 and (side % 2 == 0).all()
+    torch.testing.assert_close(freq, expect, rtol=0, atol=0.006)     # ~3.5 sigma at n ~ 30000
+    small = VideoAugment(VideoAugConfig(crop_size=size, cutout_max=8)).sample_params(
+        4000, 64, 64, torch.Generator().manual_seed(1))["cutbox"]
+    assert int((small[:, 1] - small[:, 0]).max()) == 8
 
 
 def test_normalisation_uses_imagenet_stats():

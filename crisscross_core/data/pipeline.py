@@ -1,12 +1,14 @@
 """Batch transforms between the DataLoader (uint8 frames, float waveforms) and the model.
 
     tt = TrainTransform(cfg.aug, cfg.data.audio_rate)
-    v, a = tt(batch["video"].to(dev), batch["audio"].to(dev), batch["share"])
+    v, a = tt(batch["video"].to(dev), batch["audio"].to(dev), batch["share"], frame_hw=batch["frame_hw"])
     # v float [B, 2, 3, T, c, c], a float [B, 2, 1, F, Tf]; on the inputs' device
 
 The two views of a sample get independent draws, except where `share[:, 0]` (video) /
 `share[:, 1]` (audio) is True: then view 2 is a copy of view 1's augmented tensor, as the
-release does for `v_far_a_same` / `v_same_a_far` (spec §11.B2).
+release does for `v_far_a_same` / `v_same_a_far` (spec §11.B2). `frame_hw` [B, 2] (the size of
+the frame each sample's canvas shows, `PretrainDataset` items' "frame_hw") makes the random crop
+follow the source frame's geometry (VideoAugment); without it the canvas is the frame.
 """
 from __future__ import annotations
 
@@ -30,14 +32,16 @@ class TrainTransform(nn.Module):
         self.audio_aug = AudioAugment(self.cfg.audio, audio_rate)
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, share: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None):
+                generator: Optional[torch.Generator] = None, frame_hw: Optional[torch.Tensor] = None):
         if video.dim() != 6 or video.shape[1] != 2 or video.shape[-1] != 3:
             raise ValueError(f"TrainTransform: expected video uint8 [B, 2, T, H, W, 3], got {tuple(video.shape)}")
         if audio.dim() != 3 or audio.shape[1] != 2 or audio.shape[0] != video.shape[0]:
             raise ValueError(f"TrainTransform: expected audio [B, 2, N] with B={video.shape[0]}, "
                              f"got {tuple(audio.shape)}")
         B = video.shape[0]
-        v = self.video_aug(video.flatten(0, 1), generator=generator)
+        if frame_hw is not None:                      # one frame size per sample, both views
+            frame_hw = torch.as_tensor(frame_hw).reshape(B, 1, 2).expand(B, 2, 2).reshape(2 * B, 2)
+        v = self.video_aug(video.flatten(0, 1), generator=generator, frame_hw=frame_hw)
         v = v.view(B, 2, *v.shape[1:])
         a = self.audio_aug(audio.flatten(0, 1), generator=generator)
         a = a.view(B, 2, *a.shape[1:])

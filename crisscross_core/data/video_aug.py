@@ -2,10 +2,16 @@
 
     aug = VideoAugment(VideoAugConfig())
     y = aug(x)            # x uint8 [B, T, H, W, 3] -> y float [B, 3, T, c, c], normalised
+    y = aug(x, frame_hw=hw)   # x shows whole frames of size hw [B, 2] squeezed onto H×W
 
 Each clip draws its own crop, flip, jitter factors and order, grayscale, blur sigma and cutout;
 all frames of one clip share them. Parameters are drawn on the CPU (from `generator` if given,
 so results are reproducible) and moved to the input's device; the pixel work runs there.
+
+The crop box is drawn in the geometry of the frame the canvas shows (`frame_hw`; the canvas itself
+by default) and mapped onto the canvas by the sampling grid, so a whole frame resized onto a fixed
+canvas (`data.frame_mode: full`) is cropped with the release's statistics (area and aspect ratio
+relative to the native frame) while batches keep one shape.
 
 Order (spec §6.2): random resized crop (+ flip, folded into the sampling grid) -> colour jitter
 (4 ops in a per-clip random order) -> grayscale -> Gaussian blur -> normalise -> cutout.
@@ -28,6 +34,7 @@ from crisscross_core.config import VideoAugConfig
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R 601-2 luma, as PIL "L" and torchvision
 LEGACY_SIGMA = (0.1, 2.0)              # the release's fixed (sigma_x, sigma_y) (spec §11.B4)
 CPU_CHUNK = 4                          # clips per group on the CPU (cache-sized working set)
+ACCEL_CHUNK_ELEMENTS = 2 ** 28         # accelerator: float elements of decoded canvas per group (1 GiB)
 
 
 # ----------------------------------------------------------------------------- random numbers
@@ -55,59 +62,61 @@ def _cpu_generator(g: Optional[torch.Generator]) -> Optional[torch.Generator]:
 
 # ----------------------------------------------------------------------------- crop parameters
 
-def rrc_params(n: int, height: int, width: int, scale=(0.08, 1.0), ratio=(0.75, 4 / 3),
+def rrc_params(n: int, height, width, scale=(0.08, 1.0), ratio=(0.75, 4 / 3),
                generator: Optional[torch.Generator] = None, attempts: int = 10) -> torch.Tensor:
     """RandomResizedCrop boxes with torchvision semantics, per sample.
 
-    Returns int64 [n, 4] = (top, left, h, w): up to `attempts` tries of area ~ U(scale)·H·W and
-    log-uniform aspect in `ratio`; the first box that fits wins, else a central crop clipped to
-    the ratio range.
+    `height`, `width`: the frame the box is drawn in, ints or per-sample tensors [n] (on any device;
+    the boxes come back there). Returns int64 [n, 4] = (top, left, h, w) in that frame's pixels: up
+    to `attempts` tries of area ~ U(scale)·H·W and log-uniform aspect in `ratio`; the first box that
+    fits wins, else a central crop clipped to the ratio range. Random numbers are drawn on the CPU.
     """
-    area = height * width
-    target = area * _rand(n, scale[0], scale[1], generator, attempts)
-    logr = _rand(n, math.log(ratio[0]), math.log(ratio[1]), generator, attempts)
-    aspect = torch.exp(logr)
+    H = torch.as_tensor(height, dtype=torch.float64)
+    W = torch.as_tensor(width, dtype=torch.float64, device=H.device)
+    H, W = H.expand(n)[:, None], W.expand(n)[:, None]                  # [n, 1]
+    dev = H.device
+    area_u = _rand(n, scale[0], scale[1], generator, attempts).to(dev)
+    aspect = torch.exp(_rand(n, math.log(ratio[0]), math.log(ratio[1]), generator, attempts)).to(dev)
+    uy = torch.rand(n, attempts, generator=generator, dtype=torch.float64).to(dev)
+    ux = torch.rand(n, attempts, generator=generator, dtype=torch.float64).to(dev)
+    target = (H * W) * area_u
     w = torch.round(torch.sqrt(target * aspect))
     h = torch.round(torch.sqrt(target / aspect))
-    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    uy = torch.rand(n, attempts, generator=generator, dtype=torch.float64)
-    ux = torch.rand(n, attempts, generator=generator, dtype=torch.float64)
+    ok = (w > 0) & (w <= W) & (h > 0) & (h <= H)
+    first = ok.to(torch.uint8).argmax(1, keepdim=True)                # first attempt that fits
+    hb, wb = h.gather(1, first), w.gather(1, first)
+    top = torch.minimum(torch.floor(uy.gather(1, first) * (H - hb + 1)), H - hb)
+    left = torch.minimum(torch.floor(ux.gather(1, first) * (W - wb + 1)), W - wb)
     # central fallback (torchvision): clip the aspect ratio of the full frame to `ratio`
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        fw, fh = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        fh, fw = height, int(round(height * max(ratio)))
-    else:
-        fw, fh = width, height
-    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
-    out = torch.empty(n, 4, dtype=torch.long)
-    for b in range(n):                                # numbers only, cheap
-        a = int(first[b])
-        if a < 0:
-            out[b] = torch.tensor([(height - fh) // 2, (width - fw) // 2, fh, fw])
-        else:
-            hb, wb = int(h[b, a]), int(w[b, a])
-            top = min(int(uy[b, a] * (height - hb + 1)), height - hb)
-            left = min(int(ux[b, a] * (width - wb + 1)), width - wb)
-            out[b] = torch.tensor([top, left, hb, wb])
-    return out
+    in_ratio = W / H
+    lo, hi = min(ratio), max(ratio)
+    fw = torch.where(in_ratio > hi, torch.round(H * hi), W)
+    fh = torch.where(in_ratio < lo, torch.round(W / lo), H)
+    fallback = torch.cat([torch.div(H - fh, 2, rounding_mode="floor"),
+                          torch.div(W - fw, 2, rounding_mode="floor"), fh, fw], 1)
+    boxes = torch.where(ok.any(1, keepdim=True), torch.cat([top, left, hb, wb], 1), fallback)
+    return boxes.long()
 
 
-def crop_grid(boxes: torch.Tensor, flip: torch.Tensor, height: int, width: int, size: int,
+def crop_grid(boxes: torch.Tensor, flip: torch.Tensor, height, width, size: int,
               device=None) -> torch.Tensor:
     """Sampling grid [n, size, size, 2] that resizes box (top, left, h, w) to size×size.
 
-    Bilinear `grid_sample(..., align_corners=False)` on this grid equals cropping the box and
-    resizing it with `F.interpolate(bilinear, align_corners=False)`; `flip` [n] bool mirrors x.
+    `height`, `width` (ints or per-sample tensors [n]) are the frame the box is given in. Grid
+    coordinates are normalised to that frame, so the grid samples the same region of any resized
+    copy of it (the decoded canvas): bilinear `grid_sample(..., align_corners=False)` on it equals
+    cropping the box from the frame and resizing it with `F.interpolate(bilinear,
+    align_corners=False)` when the canvas is the frame itself; `flip` [n] bool mirrors x.
     """
     b = boxes.to(torch.float64)
     top, left, h, w = b.unbind(1)
+    height = torch.as_tensor(height, dtype=torch.float64).to(b.device)
+    width = torch.as_tensor(width, dtype=torch.float64).to(b.device)
     sx = w / width
     sy = h / height
     cx = (2 * left + w) / width - 1
     cy = (2 * top + h) / height - 1
-    sx = torch.where(flip.bool(), -sx, sx)
+    sx = torch.where(flip.to(b.device).bool(), -sx, sx)
     zero = torch.zeros_like(sx)
     theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1)
     return F.affine_grid(theta.float().to(device), [len(boxes), 1, size, size], align_corners=False)
@@ -280,11 +289,21 @@ class VideoAugment:
         self.blur_size = blur_kernel_size(c.crop_size)
 
     def sample_params(self, n: int, height: int, width: int,
-                      generator: Optional[torch.Generator] = None) -> dict:
-        """Per-clip parameters: boxes [n,4], flip/jit/gray/blur/cut masks [n], factors [n,4],
-        order [n,4], sigma [n,2] (x, y), cutout (y1, y2, x1, x2) [n,4]."""
+                      generator: Optional[torch.Generator] = None,
+                      frame_hw: Optional[torch.Tensor] = None) -> dict:
+        """Per-clip parameters: boxes [n,4] in the source frame's pixels, frame_hw [n,2] (that
+        frame's height, width), flip/jit/gray/blur/cut masks [n], factors [n,4], order [n,4],
+        sigma [n,2] (x, y), cutout (y1, y2, x1, x2) [n,4].
+
+        `frame_hw` (int [n, 2], any device): the size of the frame each decoded canvas shows in
+        full (`data.frame_mode: full`); the crop's area and aspect ratio are drawn relative to it,
+        as the release draws them on the native frame. None: the canvas itself (height, width).
+        """
         c, g = self.cfg, _cpu_generator(generator)
-        boxes = rrc_params(n, height, width, c.crop_scale, c.crop_ratio, g)
+        if frame_hw is None:
+            frame_hw = torch.tensor([[height, width]], dtype=torch.long).expand(n, 2)
+        frame_hw = torch.as_tensor(frame_hw).reshape(n, 2)
+        boxes = rrc_params(n, frame_hw[:, 0], frame_hw[:, 1], c.crop_scale, c.crop_ratio, g)
         flip = torch.rand(n, generator=g) < c.flip_p
         # colour jitter: factors U[max(0,1-v), 1+v] for b, c, s; hue U[-v, v]; order per clip
         jit = torch.rand(n, generator=g) < c.jitter_p
@@ -301,23 +320,24 @@ class VideoAugment:
             sigma = torch.tensor(LEGACY_SIGMA, dtype=torch.float64).expand(n, 2).clone()
         cut = torch.rand(n, generator=g) < c.cutout_p
         size = c.crop_size
-        length = _randint(1, max(2, c.cutout_max), n, g)          # numpy randint(1, max): 1..max-1
+        length = _randint(1, max(1, c.cutout_max) + 1, n, g)      # the release: 1..max inclusive
         cy, cx = _randint(0, size, n, g), _randint(0, size, n, g)
         half = length // 2
         cutbox = torch.stack([(cy - half).clamp(0, size), (cy + half).clamp(0, size),
                               (cx - half).clamp(0, size), (cx + half).clamp(0, size)], 1)
-        return dict(boxes=boxes, flip=flip, jitter=jit, factors=factors, order=order, gray=gray,
-                    blur=blur, sigma=sigma, cutout=cut, cutbox=cutbox)
+        return dict(boxes=boxes, frame_hw=frame_hw, flip=flip, jitter=jit, factors=factors, order=order,
+                    gray=gray, blur=blur, sigma=sigma, cutout=cut, cutbox=cutbox)
 
     def apply(self, x: torch.Tensor, p: dict, chunk: Optional[int] = None) -> torch.Tensor:
         """Apply parameters from `sample_params` to uint8 [B, T, H, W, 3] -> float [B, 3, T, c, c].
 
-        Work runs in groups of `chunk` clips (default: all on an accelerator, 4 on the CPU, where
-        the chains of element-wise ops are memory-bound and small groups stay in cache).
+        Work runs in groups of `chunk` clips (default: 4 on the CPU, where the chains of
+        element-wise ops are memory-bound and small groups stay in cache; on an accelerator as many
+        as keep the float copy of the decoded canvases under ACCEL_CHUNK_ELEMENTS).
         """
         B, T, H, W, _ = x.shape
         if chunk is None:
-            chunk = CPU_CHUNK if x.device.type == "cpu" else B
+            chunk = CPU_CHUNK if x.device.type == "cpu" else max(1, ACCEL_CHUNK_ELEMENTS // (T * 3 * H * W))
         if chunk >= B:
             return self._apply(x, p).contiguous()
         size = self.cfg.crop_size
@@ -331,7 +351,9 @@ class VideoAugment:
         B, T, H, W, _ = x.shape
         size, dev = c.crop_size, x.device
         frames = _to_float_frames(x).reshape(B, T * 3, H, W)
-        grid = crop_grid(p["boxes"], p["flip"], H, W, size, device=dev)
+        fhw = p.get("frame_hw")
+        fh, fw = (H, W) if fhw is None else (fhw[:, 0], fhw[:, 1])
+        grid = crop_grid(p["boxes"], p["flip"], fh, fw, size, device=dev)
         y = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
         y = y.view(B, T, 3, size, size)
         if bool(p["jitter"].any()):
@@ -362,9 +384,10 @@ class VideoAugment:
             return torch.where(m, y * first, y)
         return y.masked_fill(m, 0.0)
 
-    def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 frame_hw: Optional[torch.Tensor] = None) -> torch.Tensor:
         B, T, H, W, _ = x.shape
-        return self.apply(x, self.sample_params(B, H, W, generator))
+        return self.apply(x, self.sample_params(B, H, W, generator, frame_hw))
 
 
 class EvalVideoTransform:
