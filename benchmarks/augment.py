@@ -2,8 +2,9 @@
 
     python benchmarks/augment.py [--device cpu|cuda|all] [--iters 5] [--threads 1]
 
-Prints one JSON line per figure. Video cases: 128×170 uint8 -> 112 (paper) and 48×48 -> 40
-(tiny_cpu); audio: log-mel only (eval) and the pretraining augmentation (volume, masks,
+Prints one JSON line per figure. Video cases: 128×170 uint8 -> 112 (`data.frame_mode=centre_crop`),
+the whole frame on a 256×456 canvas -> 112 with the crop drawn in each source frame's geometry (the
+paper presets' `full` mode; sources alternating 256×341 and 256×455) and 48×48 -> 40 (tiny_cpu); audio: log-mel only (eval) and the pretraining augmentation (volume, masks,
 resize-crop), and with time warp (downstream). On CUDA the input is already on the device and
 timings are synchronised.
 """
@@ -47,15 +48,17 @@ def _emit(bench, value, device, **extra):
 
 def run(device: str, iters: int, B: int = 32):
     g = torch.Generator().manual_seed(0)
-    cases = [("video_aug_128x170_to_112", (128, 170), VideoAugConfig(crop_size=112)),
-             ("video_aug_48_to_40", (48, 48), VideoAugConfig(crop_size=40, blur_p=0.0))]
-    for name, (H, W), cfg in cases:
+    cases = [("video_aug_128x170_to_112", (128, 170), VideoAugConfig(crop_size=112), None),
+             ("video_aug_full_256x456_to_112", (256, 456), VideoAugConfig(crop_size=112),
+              torch.tensor([[256, 341], [256, 455]]).repeat(B // 2, 1)),
+             ("video_aug_48_to_40", (48, 48), VideoAugConfig(crop_size=40, blur_p=0.0), None)]
+    for name, (H, W), cfg, hw in cases:
         x = torch.randint(0, 256, (B, 8, H, W, 3), dtype=torch.uint8).to(device)
         aug = VideoAugment(cfg)
-        s = _time(lambda: aug(x, generator=g), device, iters)
+        s = _time(lambda: aug(x, generator=g, frame_hw=hw), device, iters)
         _emit(name, B / s, device, batch=B, frames=8, ms_per_batch=round(1e3 * s, 1),
               blur_p=cfg.blur_p)
-        if name.endswith("112"):
+        if name == "video_aug_128x170_to_112":
             blur = VideoAugment(dataclasses.replace(cfg, blur_p=1.0))
             s = _time(lambda: blur(x, generator=g), device, iters)
             _emit(name + "_blur_p1", B / s, device, batch=B, frames=8, ms_per_batch=round(1e3 * s, 1))
