@@ -33,7 +33,7 @@ def test_cli_on_demo_data(demo, run_dir, tmp_path):
     out = tmp_path / "res"
     common = ["--data", str(demo), "--out", str(out), "--no-progress", "--weights", str(run_dir),
               "--frames", "4", "--crop-size", "32", "--windows", "2", "--clip-duration", "1"]
-    assert main(["retrieval", "--mode", "cross"] + common) == 0
+    assert main(["retrieval", "--mode", "cross", "--test-split", "test"] + common) == 0
     rec = load_results(out)[-1]
     assert rec["weights"].endswith("vid_crisscross_demo.pth.tar")            # run dir → its exports
     assert rec["config"]["encoder"]["depth"] == 10 and len(rec["weights_sha256"]) == 64
@@ -44,8 +44,9 @@ def test_cli_on_demo_data(demo, run_dir, tmp_path):
     assert load_results(out)[-1]["result"]["n_gallery"] == 16
     assert main(["knn", "--modality", "video", "--k", "5"] + common) == 0
     assert load_results(out)[-1]["result"]["n_test"] == 8
+    ft_common = common[:common.index("--windows")]             # finetune takes no --windows / --clip-duration
     assert main(["finetune", "--epochs", "1", "--batch-size", "4", "--clips-per-video", "1",
-                 "--test-windows", "2"] + common) == 0
+                 "--test-windows", "2"] + ft_common) == 0
     ft = load_results(out)[-1]
     assert ft["protocol"] == "finetune" and ft["result"]["steps"] == 4 and ft["result"]["n_test"] == 8
     assert ft["pretrain"] is None                  # unknown pretraining: no paper number is claimed

@@ -119,3 +119,65 @@ def test_extract_dense_and_crops_carry_ids_and_cache(tmp_path):
     assert not np.allclose(c1.x[0], c1.x[1])                          # crops differ
     per = f.per_item()
     assert per.x.shape == (4, 160) and per.rid.tolist() == [it.rid for it in items]
+
+
+def test_random_encoder_is_one_seeded_network():
+    """'random' is the same network for every call with the same seed, whatever the global RNG state."""
+    torch.manual_seed(1)
+    a, ia = fx.load_encoder("random", "audio", width=0.25, seed=5)
+    torch.rand(100)                                                   # move the global RNG on
+    b, _ = fx.load_encoder("random", "audio", width=0.25, seed=5)
+    c, _ = fx.load_encoder("random", "audio", width=0.25, seed=6)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert ia["random"] is True and ia["seed"] == 5 and ia["weights"] is None
+
+
+def test_cache_key_separates_architectures_weights_and_augmentation(tmp_path):
+    """Two networks never share a cache entry, even under the same tag and settings."""
+    from crisscross_core.evaluate.media import Item
+    from crisscross_core.models.audio import AudioResNet
+    wav = tmp_path / "tone.wav"
+    _write_wav(wav, seconds=2.0)
+    items = [Item(str(wav), 0, "a", "", "", 2.0, 0)]
+    kw = dict(windows=2, audio=fx.AudioSettings(clip_duration=1.0), progress=False, cache_dir=tmp_path,
+              cache_tag={"weights": "random"})
+    torch.manual_seed(0)
+    narrow, wide = AudioResNet(width=0.25).eval(), AudioResNet(width=0.5).eval()
+    f1 = fx.extract_features(fx.AudioFeatures(narrow, "pool"), items, "audio", **kw)
+    f2 = fx.extract_features(fx.AudioFeatures(wide, "pool"), items, "audio", **kw)
+    assert f1.x.shape[1] == 128 and f2.x.shape[1] == 256               # not the width-0.25 entry again
+    other = AudioResNet(width=0.25).eval()                             # same architecture, other weights
+    f3 = fx.extract_features(fx.AudioFeatures(other, "pool"), items, "audio", **kw)
+    assert not np.allclose(f1.x, f3.x)
+    f4 = fx.extract_features(fx.AudioFeatures(narrow, "conv5x"), items, "audio", **kw)   # other pooling
+    assert f4.x.shape[1] != 128
+    assert len(list(tmp_path.glob("feats_*.npz"))) == 4
+    again = fx.extract_features(fx.AudioFeatures(narrow, "pool"), items, "audio", **kw)
+    np.testing.assert_array_equal(again.x, f1.x)                      # a true hit still hits
+    assert len(list(tmp_path.glob("feats_*.npz"))) == 4
+
+
+def test_undecodable_files_are_skipped_and_counted_or_fail(tmp_path):
+    from crisscross_core.data.decode import DecodeError
+    from crisscross_core.evaluate.media import Item
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
+    _write_wav(good)
+    bad.write_bytes(b"RIFF" + b"\x00" * 50)
+    items = [Item(str(good), 0, "a", "", "", 1.0, 0), Item(str(bad), 1, "b", "", "", 1.0, 1)]
+    f = fx.extract_features(fx.LogMelStats(), items, "audio", windows=2, progress=False)
+    assert f.rid.tolist() == [0, 0]
+    assert [d["rid"] for d in f.meta["failed"]] == [1] and f.meta["failed"][0]["path"] == str(bad)
+    assert f.meta["failed"][0]["reason"]
+    with pytest.raises(DecodeError, match="bad.wav"):
+        fx.extract_features(fx.LogMelStats(), items, "audio", windows=2, progress=False, on_error="fail")
+
+
+def _write_wav(path, seconds=1.0, rate=16000):
+    import wave
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(x.tobytes())

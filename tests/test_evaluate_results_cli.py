@@ -16,16 +16,29 @@ ESC = SHARED / "esc10"
 
 def test_write_load_render(tmp_path):
     res = {"mean": 0.8, "std": 0.02, "per_fold": [{"fold": "1", "acc": 0.78}, {"fold": "2", "acc": 0.82}]}
+    run = {"folds": "5/5", "crops": 100, "windows": 10, "seed": 3, "solver": "torch", "partial": False}
     p = write_result("esc_svm", res, tmp_path, dataset="esc50", weights="/w/aud_crisscross_audioset.pth.tar",
-                     weights_sha256="ab" * 32, seed=3, config={"crops": 100})
+                     weights_sha256="ab" * 32, seed=3, config={"crops": 100}, run=run)
     rec = json.loads(p.read_text())
-    for key in ("config", "weights_sha256", "seed", "timestamp", "mean", "std", "result"):
+    for key in ("config", "weights_sha256", "seed", "timestamp", "mean", "std", "result", "run", "partial"):
         assert key in rec
     assert rec["pretrain"] == "audioset" and rec["result"]["per_fold"][1]["acc"] == 0.82
     recs = load_results(tmp_path)
     md, plain = render_markdown(recs), render_plain(recs)
-    assert "| esc50 | esc_svm | top1 | AudioSet (1.8M) | aud_crisscross_audioset.pth.tar | 80.0 ± 2.0 | 90.5 | -10.5 |" in md
+    assert ("| esc50 | esc_svm | top1 | AudioSet (1.8M) | aud_crisscross_audioset.pth.tar | folds 5/5 · crops 100 · "
+            "windows 10 · seed 3 · torch | 80.0 ± 2.0 | 90.5 | -10.5 |") in md
     assert "80.0 ± 2.0" in plain and "|" not in plain.splitlines()[0]
+
+
+def test_partial_runs_are_marked_and_not_compared(tmp_path):
+    """A 1-fold, 2-crop run is shown as PARTIAL, with no difference to the paper's number."""
+    write_result("esc_svm", {"mean": 0.5, "std": 0.0}, tmp_path, dataset="esc50",
+                 weights="aud_crisscross_kinetics_400.pth.tar", seed=0,
+                 run={"folds": "1/5", "crops": 2, "windows": 10, "seed": 0, "partial": True})
+    md = render_markdown(load_results(tmp_path))
+    row = next(line for line in md.splitlines() if line.startswith("| esc50"))
+    assert "folds 1/5 · crops 2 · windows 10 · seed 0 · PARTIAL" in row
+    assert row.endswith("| 50.0 ± 0.0 | 86.8 | — (partial) |")
     with pytest.raises(ValueError, match="no 'mean'"):
         write_result("x", {}, tmp_path, dataset="d")
 

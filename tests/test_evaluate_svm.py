@@ -111,3 +111,42 @@ def test_esc10_logmel_stats_baseline_and_legacy_crop(esc_items):
     assert legacy["per_fold"][0]["n_test_vectors"] == 800 and 0.1 < legacy["mean"] < 0.95
     print("ESC-10 log-mel stats:", res["mean"], res["std"], res["mean_best_c_on_test"],
           "legacy fold1:", legacy["mean"])
+
+
+def _separable(n=200, d=20, k=3, folds=4, seed=1):
+    """Linearly separable classes (y = argmax Wx) on the unit sphere: a larger C keeps helping."""
+    from crisscross_core.evaluate.media import Item
+    w = np.random.default_rng(0).normal(size=(d, k))
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    y = (x @ w).argmax(1)
+    items = [Item("x", int(y[i]), "", str(1 + i % folds), "", 5.0, i) for i in range(n)]
+    f = Features(x, np.arange(n), y, np.zeros(n, np.int64))
+    return items, f
+
+
+def test_grid_edge_is_warned_and_can_be_extended(capsys):
+    from crisscross_core.evaluate.svm import svm_folds
+    items, f = _separable()
+    out = svm_folds(f, f, items, SVMConfig(c_grid=(1e-3, 1e-2), sweep_test=False), progress=False)
+    assert all(r["c"] == 1e-2 and r["c_at_grid_edge"] == "highest" for r in out)
+    assert capsys.readouterr().err.count("is the highest value of the grid") == len(out)
+    ext = svm_folds(f, f, items, SVMConfig(c_grid=(1e-3, 1e-2), sweep_test=False, extend_grid=3), progress=False)
+    for r, e in zip(out, ext):
+        assert len(e["c_grid_used"]) > 2 and e["c"] >= r["c"]
+        assert "c_at_grid_edge" not in e or len(e["c_grid_used"]) == 5      # extended until inside (or 3 tries)
+        assert set(e["val_acc_by_c"]) == {str(c) for c in e["c_grid_used"]}
+    # a plateau reaching the edge (every C ties) is not a warning
+    flat = svm_folds(f, f, items, SVMConfig(c_grid=(1e-9, 1e-8), sweep_test=False), progress=False)
+    assert not any("c_at_grid_edge" in r for r in flat)
+
+
+def test_torch_solver_and_liblinear_choose_the_same_c_and_accuracy():
+    from crisscross_core.evaluate.svm import svm_folds
+    items, f = _separable(n=240, d=30, k=4)
+    a = svm_folds(f, f, items, SVMConfig(solver="torch"), progress=False)
+    b = svm_folds(f, f, items, SVMConfig(solver="liblinear", max_iter=20000), progress=False)
+    for x, y in zip(a, b):
+        assert x["solver"] == "torch" and y["solver"] == "liblinear"
+        assert x["val_acc_by_c"] == y["val_acc_by_c"] and x["test_acc_by_c"] == y["test_acc_by_c"]
+        assert x["c"] == y["c"] and x["acc"] == y["acc"]

@@ -38,14 +38,37 @@ def _norm(name: str) -> str:
     return name.strip().strip('"').replace(" ", "_").lower()
 
 
-def folder(root, exts=MEDIA_EXT, split: str = "") -> list[Entry]:
-    """Any folder of media files; label = parent folder name, label_idx = index in sorted labels."""
+SPLIT_FOLDERS = {"train", "training", "val", "valid", "validation", "test", "testing"}
+LABEL_MODES = ("auto", "folders", "none")
+
+
+def folder(root, exts=MEDIA_EXT, split: str = "", labels: str = "auto") -> list[Entry]:
+    """Any folder of media files; label_idx = index in the sorted labels.
+
+    labels: "auto" — class labels when the layout is a class-folder one: every file in `<root>/<class>/`,
+    or every file in `<root>/<split>/<class>/` with split folders named train / val / validation / test
+    (which then also give each file its split tag); otherwise (files directly in the root, deeper or mixed
+    nesting) no labels.
+    "folders" — every file's parent folder (files directly in `root` get none). "none" — no labels.
+    `split`: a split tag for every file (overrides split folders).
+    """
+    if labels not in LABEL_MODES:
+        raise LayoutError(f"folder: labels must be one of {LABEL_MODES}, got {labels!r}")
     root = Path(root)
     files = _media(_need(root, "folder"), exts)
-    labels = sorted({p.parent.name for p in files if p.parent != root})
-    idx = {c: i for i, c in enumerate(labels)}
-    return [Entry(str(p.relative_to(root)), p.parent.name if p.parent != root else "",
-                  idx.get(p.parent.name, -1), split) for p in files]
+    parts = [p.relative_to(root).parts for p in files]
+    lab, spl = [""] * len(files), [split] * len(files)
+    if labels == "folders":
+        lab = [p.parent.name if p.parent != root else "" for p in files]
+    elif labels == "auto" and files:
+        if all(len(q) == 2 for q in parts):
+            lab = [q[0] for q in parts]
+        elif all(len(q) == 3 and q[0].lower() in SPLIT_FOLDERS for q in parts):
+            lab = [q[1] for q in parts]
+            spl = [split or q[0] for q in parts]
+    names = sorted({n for n in lab if n})
+    idx = {c: i for i, c in enumerate(names)}
+    return [Entry(str(p.relative_to(root)), n, idx.get(n, -1), s) for p, n, s in zip(files, lab, spl)]
 
 
 def kinetics400(root, split: str = "", list_file: Optional[str] = None,
@@ -180,7 +203,10 @@ def esc50(root, meta: Optional[str] = None) -> list[Entry]:
                 meta = cand
                 break
         else:
-            raise LayoutError(f"no meta/esc50.csv or esc10.csv under {root}")
+            raise LayoutError(f"no meta/esc50.csv or esc10.csv under {root}; pass the metadata CSV with "
+                              f"--meta (Python: meta=...)")
+    if not Path(meta).is_file():
+        raise LayoutError(f"ESC metadata CSV not found: {meta} (--meta)")
     audio = _need(root / "audio", "ESC audio folder")
     stems = {p.stem: p for p in audio.iterdir() if p.suffix.lower() in AUDIO_EXT}
     out = []

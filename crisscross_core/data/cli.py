@@ -26,6 +26,9 @@ def _add_manifest(p: argparse.ArgumentParser) -> None:
     b.add_argument("root", help="dataset root directory")
     b.add_argument("-o", "--output", required=True, help="manifest CSV to write")
     b.add_argument("--split", default="", help="kinetics*: split folder (train/val); folder: split tag")
+    b.add_argument("--labels", default="auto", choices=("auto", "folders", "none"),
+                   help="folder: labels from class folders (auto: when every file sits in <root>/<class>/ or "
+                        "<root>/<train|val|test>/<class>/; folders: each file's parent folder; none)")
     b.add_argument("--list-file", default=None, help="kinetics*: original JSON-array .txt list")
     b.add_argument("--segments", default=None, help="audioset: segment CSV")
     b.add_argument("--meta", default=None, help="esc50: metadata CSV (default meta/esc50.csv or esc10.csv)")
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dataset in ("kinetics400", "kinetics_sound"):
             opts = {"split": args.split, "list_file": args.list_file}
         elif args.dataset == "folder":
-            opts = {"split": args.split}
+            opts = {"split": args.split, "labels": args.labels}
         elif args.dataset == "audioset":
             if not args.segments:
                 print("error: audioset needs --segments <segment CSV>", file=sys.stderr)
@@ -87,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
         if not entries:
             print(f"error: no files found for {args.dataset} under {args.root}", file=sys.stderr)
             return 1
+        if args.dataset == "folder":
+            names = sorted({e.label for e in entries if e.label})
+            splits = sorted({e.split for e in entries if e.split})
+            print(f"labels: {len(names)} classes from class folders ({', '.join(names[:8])}"
+                  f"{', …' if len(names) > 8 else ''})" + (f"; split tags {splits}" if splits else "")
+                  if names else "labels: none (the files are not all in class folders; --labels folders labels "
+                                "each file with its parent folder)")
         rows, health = build_manifest(entries, args.root, workers=args.workers,
                                       min_duration=args.min_duration, use_threads=args.threads,
                                       progress=not args.no_progress)

@@ -1,4 +1,4 @@
-"""DCASE-style fc-tuning: a linear head on a frozen audio backbone (spec §9.3).
+"""DCASE-style fc-tuning: a linear head on a frozen audio backbone (docs/evaluation.md, "DCASE").
 
     res = run_fctune(backbone, train_items, test_items, num_classes, FCTuneConfig(epochs=200))
 
@@ -71,8 +71,9 @@ def _accuracy(head: nn.Module, test: Features, device) -> float:
 
 def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Sequence[Item], num_classes: int,
                cfg: FCTuneConfig, audio: Optional[AudioSettings] = None, augment: Optional[Callable] = None,
-               device="cpu", progress: bool = True) -> dict:
-    """Train the head; return {"mean": last-epoch top-1, "best_over_epochs_test", "per_epoch", ...}."""
+               device="cpu", progress: bool = True, on_error: str = "skip") -> dict:
+    """Train the head; return {"mean": last-epoch top-1, "best_over_epochs_test", "per_epoch", "failed", ...}.
+    Recordings that cannot be decoded are left out (`on_error="skip"`) and listed in `failed`."""
     leak = {i.rid for i in train_items} & {i.rid for i in test_items}
     if leak:
         raise ManifestError(f"fctune: {len(leak)} recordings are in both train and test (e.g. row {min(leak)})")
@@ -81,7 +82,7 @@ def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Seq
     augment = augment or audio_train_transform(a, device=device)
     feat = AudioFeatures(backbone, "conv5x", cfg.legacy_norm).to(device).eval()
     common = dict(audio=a, batch_size=cfg.feature_batch, device=device, progress=False,
-                  pad_to=cfg.recording_duration)
+                  pad_to=cfg.recording_duration, on_error=on_error)
     t0 = time.time()
     test = extract_features(feat, test_items, "audio", windows=cfg.test_windows, seed=cfg.seed, **common)
     torch.manual_seed(cfg.seed)
@@ -89,6 +90,7 @@ def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Seq
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     cache: dict = {}
     per_epoch = []
+    failed = {f["rid"]: f for f in test.meta.get("failed", [])}
     from tqdm.auto import trange
     for ep in trange(cfg.epochs, desc="fc-tune", disable=not progress, leave=False):
         key = ep % cfg.distinct_epochs if cfg.distinct_epochs else ep
@@ -99,6 +101,7 @@ def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Seq
                 cache[key] = tr
         else:
             tr = cache[key]
+        failed.update({f["rid"]: f for f in tr.meta.get("failed", [])})
         head.train()
         g = torch.Generator().manual_seed(cfg.seed + ep)
         perm = torch.randperm(len(tr.x), generator=g)
@@ -119,4 +122,5 @@ def run_fctune(backbone: nn.Module, train_items: Sequence[Item], test_items: Seq
     return {"config": asdict(cfg), "mean": accs[-1], "std": None, "last_epoch_top1": accs[-1],
             "best_over_epochs_test": max(accs), "best_epoch": int(np.argmax(accs)), "per_epoch": per_epoch,
             "feature_dim": int(test.x.shape[1]), "n_train": len(train_items), "n_test": len(test_items),
+            "failed": sorted(failed.values(), key=lambda f: f["rid"]),
             "seconds": round(time.time() - t0, 2)}

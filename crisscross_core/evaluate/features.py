@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import ConfigError
+from ..data.decode import DecodeError
 from .media import Item, dense_starts, load_audio, load_video_windows, media_duration
 
 
@@ -81,16 +83,25 @@ def build_backbone(modality: str, depth: int = 18, width: float = 1.0) -> nn.Mod
     raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
 
 
+RANDOM = "random"
+
+
+def is_random(weights) -> bool:
+    return weights in (None, "", RANDOM)
+
+
 def load_encoder(weights, modality: str, depth: Optional[int] = None, width: Optional[float] = None,
-                 device="cpu") -> tuple[nn.Module, dict]:
-    """Backbone in eval mode + info {weights, sha256, depth, width}.
+                 device="cpu", seed: int = 0) -> tuple[nn.Module, dict]:
+    """Backbone in eval mode + info {weights, sha256, depth, width, random, seed}.
 
     `weights`: a released `vid_crisscross_*` / `aud_crisscross_*` file (zip-wrapped or not), our exported
-    backbone, a full checkpoint, or a run directory; None = random init (a baseline).
+    backbone, a full checkpoint, or a run directory; "random" (or None) = random init seeded by `seed`
+    (the same `seed` always gives the same network, whatever the global RNG state: load it once and use
+    it for every split of an evaluation).
     """
-    info = {"weights": None, "sha256": None, "modality": modality}
+    info = {"weights": None, "sha256": None, "modality": modality, "random": is_random(weights)}
     state = None
-    if weights not in (None, "", "random"):
+    if not is_random(weights):
         from crisscross_core import checkpoint
         path = resolve_weights(weights, modality)
         state = checkpoint.load_released(str(path), modality)
@@ -98,13 +109,46 @@ def load_encoder(weights, modality: str, depth: Optional[int] = None, width: Opt
         depth, width = depth or d, width or w
         info.update(weights=str(path), sha256=file_sha256(path))
     depth, width = depth or 18, width or 1.0
-    model = build_backbone(modality, depth, width)
-    if state is not None:
+    if state is None:
+        with torch.random.fork_rng(devices=[]):     # seeded init that leaves the caller's RNG alone
+            torch.manual_seed(seed)
+            model = build_backbone(modality, depth, width)
+        info["seed"] = seed
+    else:
+        model = build_backbone(modality, depth, width)
         from crisscross_core import checkpoint
         rep = checkpoint.load_backbone(model, str(info["weights"]), modality, strict=True)
         info["loaded_keys"] = len(rep.loaded)
     info.update(depth=depth, width=width)
     return model.to(device).eval(), info
+
+
+def identity(obj) -> dict:
+    """What a featurizer or transform computes, for cache keys: its class, its plain settings (numbers,
+    strings, dataclass configs), its architecture (module repr) and a sha256 of every parameter and buffer.
+    Two different networks (architecture or weights) never share an identity."""
+    from dataclasses import is_dataclass
+    if obj is None:
+        return {}
+    out: dict = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    attrs = {}
+    for k, v in sorted(vars(obj).items()) if hasattr(obj, "__dict__") else []:
+        if k.startswith("_"):
+            continue
+        if isinstance(v, (int, float, str, bool, tuple)) or v is None:
+            attrs[k] = v
+        elif is_dataclass(v) and not isinstance(v, type):
+            attrs[k] = asdict(v)
+    out["attrs"] = attrs
+    if isinstance(obj, nn.Module):
+        h = hashlib.sha256()
+        for k, v in obj.state_dict().items():
+            t = v.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{k}|{tuple(v.shape)}|{v.dtype}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        out["repr"] = repr(obj)
+        out["state_sha256"] = h.hexdigest()
+    return out
 
 
 # ----------------------------------------------------------------------------- featurizers
@@ -275,16 +319,30 @@ class Features:
         return cls(z["x"], z["rid"], z["label"], z["window"], json.loads(str(z["meta"])))
 
 
+def _file_stamp(path: str) -> str:
+    try:
+        st = Path(path).stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return "missing"
+
+
 def cache_key(weights_sha: Optional[str], settings: dict, items: Sequence[Item]) -> str:
-    """Hash of weights + every setting + the exact item list (paths and row ids)."""
+    """Hash of weights + every setting + the exact item list (paths, row ids, labels, file size and mtime)."""
     h = hashlib.sha256(json.dumps({"w": weights_sha, "s": settings}, sort_keys=True, default=str).encode())
     for it in items:
-        h.update(f"{it.rid}|{it.path}|{it.label}\n".encode())
+        h.update(f"{it.rid}|{it.path}|{it.label}|{_file_stamp(it.path)}\n".encode())
     return h.hexdigest()[:24]
 
 
+ON_ERROR = ("skip", "fail")
+# what a broken or odd file raises while it is decoded (anything else is a bug and propagates)
+MEDIA_ERRORS = (DecodeError, OSError, ValueError, EOFError, IndexError, ZeroDivisionError)
+
+
 class _ItemSource(torch.utils.data.Dataset):
-    """Decodes one item's raw windows in a worker: audio → waveform [N]; video → uint8 [K,T,H,W,3]."""
+    """Decodes one item's raw windows in a worker: audio → waveform [N]; video → uint8 [K,T,H,W,3].
+    Returns (i, raw, None), or (i, None, reason) when the file cannot be decoded."""
 
     def __init__(self, items, modality, a: AudioSettings, v: VideoSettings, windows, crops, seed,
                  legacy_test_crop, pad_to):
@@ -296,7 +354,12 @@ class _ItemSource(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, i):
-        it = self.items[i]
+        try:
+            return i, self._load(self.items[i]), None
+        except MEDIA_ERRORS as e:
+            return i, None, _reason(e, self.items[i].path)
+
+    def _load(self, it):
         rng = np.random.default_rng([self.seed, it.rid])
         if self.modality == "audio":
             wav = load_audio(it.path, self.a.rate, duration=self.pad_to)
@@ -305,10 +368,10 @@ class _ItemSource(torch.utils.data.Dataset):
                 wav = np.pad(wav, (0, n - len(wav)))
             if self.crops:   # random training crops (waveform), augmented later in a batch
                 starts = rng.integers(0, len(wav) - n + 1, size=self.crops)
-                return i, np.stack([wav[s:s + n] for s in starts])
+                return np.stack([wav[s:s + n] for s in starts])
             if self.legacy:
                 wav = wav[:n]
-            return i, wav
+            return wav
         dur = it.duration or media_duration(it.path)
         s = self.v.decode_short_side
         if self.crops:   # keep a 4:3 field for the random resized crop of the training augmentation
@@ -317,7 +380,16 @@ class _ItemSource(torch.utils.data.Dataset):
         else:            # = EvalVideoTransform's resize + centre crop region, so clips of all files stack
             starts = dense_starts(dur, self.v.duration, self.windows)
             size = (s, s)
-        return i, load_video_windows(it.path, starts, self.v.duration, self.v.fps, s, size)
+        return load_video_windows(it.path, starts, self.v.duration, self.v.fps, s, size)
+
+
+def _reason(e: BaseException, path=None) -> str:
+    """One line: the error's message, without the "<path>: " prefix the decoder puts in front."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if path is not None and msg.startswith(f"{path}: "):
+        msg = msg[len(str(path)) + 2:]
+    msg = msg.replace(f": '{path}'", "") if path is not None else msg
+    return msg if isinstance(e, DecodeError) else f"{type(e).__name__}: {msg}"
 
 
 @torch.no_grad()
@@ -326,24 +398,31 @@ def extract_features(featurizer: Callable, items: Sequence[Item], modality: str,
                      video: Optional[VideoSettings] = None, augment: Optional[Callable] = None,
                      legacy_test_crop: bool = False, pad_to: Optional[float] = None,
                      batch_size: int = 64, device="cpu", seed: int = 0, num_workers: int = 0,
-                     cache_dir=None, cache_tag: Optional[dict] = None, progress: bool = True) -> Features:
+                     cache_dir=None, cache_tag: Optional[dict] = None, progress: bool = True,
+                     on_error: str = "skip") -> Features:
     """Features of every item.
 
     Test / dense mode (`crops=0`): audio → spectrogram of the whole recording, `windows` evenly spaced
-    clip-length windows (`legacy_test_crop`: the release's first-2-s crop, §11.D10); video → `windows`
+    clip-length windows (`legacy_test_crop`: the release's first-2-s crop); video → `windows`
     evenly spaced clips over the file (uint8 → EvalVideoTransform); `windows=1` is one centred window.
     Train mode (`crops=K`): K random clip-length crops per item (seeded by (seed, rid)); audio passes
     through `augment` (wave `[B,N]` → log-mel `[B,1,F,T]`), video through `augment` (uint8 → float).
-    `cache_dir`: npz cache keyed by `cache_tag` (put the weights sha256 in it) + settings + items.
+    `cache_dir`: npz cache keyed by the featurizer's and the augmentation's identity (class, settings,
+    architecture, sha256 of every parameter), `cache_tag`, every setting and the items (path, size, mtime).
+    `on_error`: "skip" leaves out an item whose file cannot be decoded and lists it in `meta["failed"]`
+    ({rid, path, reason}); "fail" raises DecodeError naming the file.
     """
     from tqdm.auto import tqdm
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     a, v = audio or AudioSettings(), video or VideoSettings()
     settings = {"modality": modality, "windows": windows, "crops": crops, "audio": asdict(a),
                 "video": asdict(v), "legacy_test_crop": legacy_test_crop, "pad_to": pad_to, "seed": seed,
                 "tag": cache_tag or {}}
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"feats_{cache_key(None, settings, items)}.npz"
+        ident = {"featurizer": identity(featurizer), "augment": identity(augment) if augment else None}
+        path = Path(cache_dir) / f"feats_{cache_key(None, {**settings, **ident}, items)}.npz"
         if path.is_file():
             return Features.load(path)
     if isinstance(featurizer, nn.Module):
@@ -352,7 +431,7 @@ def extract_features(featurizer: Callable, items: Sequence[Item], modality: str,
     loader = torch.utils.data.DataLoader(src, batch_size=None, shuffle=False, num_workers=num_workers)
     gen = torch.Generator().manual_seed(seed)
     xs, rids, labs, wins = [], [], [], []
-    buf, meta_buf = [], []
+    buf, meta_buf, failed = [], [], []
 
     win_fn = legacy_spec_windows if legacy_test_crop else dense_spec_windows
 
@@ -380,9 +459,15 @@ def extract_features(featurizer: Callable, items: Sequence[Item], modality: str,
 
     ready = modality == "audio" and not crops
     pending, t0 = 0, time.perf_counter()
-    for i, raw in tqdm(loader, total=len(src), desc=f"{modality} features", disable=not progress,
-                       leave=False):
+    bar = tqdm(loader, total=len(src), desc=f"{modality} features", disable=not progress, leave=False)
+    for i, raw, err in bar:
         it = items[i]
+        if err is not None:
+            if on_error == "fail":
+                raise DecodeError(f"{it.path}: {err} (--on-error skip leaves such files out and counts them)")
+            failed.append({"rid": int(it.rid), "path": str(it.path), "reason": err})
+            bar.set_postfix(failed=len(failed))
+            continue
         raw = torch.as_tensor(np.asarray(raw))
         n = windows if ready else len(raw)
         buf.append(raw)                    # [N] whole-recording wave, [K, N] crops or [K, T, H, W, 3] clips
@@ -394,9 +479,15 @@ def extract_features(featurizer: Callable, items: Sequence[Item], modality: str,
     flush()
     x = np.concatenate(xs) if xs else np.zeros((0, 0), np.float32)
     feats = Features(x.astype(np.float32), np.asarray(rids, np.int64), np.asarray(labs, np.int64),
-                     np.asarray(wins, np.int64), {"settings": settings})
+                     np.asarray(wins, np.int64), {"settings": settings, "failed": failed})
     dt = time.perf_counter() - t0
     feats.meta.update(seconds=round(dt, 3), clips_per_s=round(len(feats.x) / max(dt, 1e-9), 2))
+    if failed and progress:
+        print(f"[features] {modality}: skipped {len(failed)} of {len(src)} files that could not be decoded "
+              f"(first: {failed[0]['path']}: {failed[0]['reason']})", file=sys.stderr, flush=True)
+    if failed and not len(feats.x):
+        raise DecodeError(f"no {modality} features: all {len(src)} files failed to decode"
+                          + (f" (first: {failed[0]['path']}: {failed[0]['reason']})" if failed else ""))
     if path is not None:
         feats.save(path)
     return feats

@@ -101,7 +101,18 @@ class _TrainClips(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.items) * self.repeats
 
-    def __getitem__(self, i):
+    def __getitem__(self, i, tries: int = 10):
+        """A file that fails to decode here (the CLI screens files first) is replaced by the next item,
+        at most `tries` times, then the error propagates naming the file."""
+        from crisscross_core.data.decode import DecodeError
+        for j in range(tries):
+            try:
+                return self._clip(i + j)
+            except DecodeError:
+                if j == tries - 1:
+                    raise
+
+    def _clip(self, i):
         it = self.items[i % len(self.items)]
         rng = np.random.default_rng([self.seed, self.epoch, i])
         dur = it.duration or media_duration(it.path)
@@ -123,19 +134,27 @@ def evaluate_dense(model: nn.Module, items: Sequence[Item], v: VideoSettings, cl
     from tqdm.auto import tqdm
     model.eval()
     tf = _eval_video(v, device)
-    probs, labels = [], []
+    from crisscross_core.data.decode import DecodeError
+    probs, labels, failed = [], [], []
     for it in tqdm(items, desc="dense test", disable=not progress, leave=False):
-        dur = it.duration or media_duration(it.path)
         s = v.decode_short_side
-        x = load_video_windows(it.path, dense_starts(dur, v.duration, clips), v.duration, v.fps, s, (s, s))
+        try:
+            dur = it.duration or media_duration(it.path)
+            x = load_video_windows(it.path, dense_starts(dur, v.duration, clips), v.duration, v.fps, s, (s, s))
+        except DecodeError as e:       # counted; the accuracy is over the videos that decode
+            failed.append({"rid": it.rid, "path": it.path, "reason": str(e).splitlines()[0]})
+            continue
         x = tf(torch.from_numpy(x).to(device))
         with torch.autocast(device_type=torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
             p = torch.softmax(model(x).float(), 1).mean(0)
         probs.append(p.cpu().numpy()), labels.append(it.label)
+    if not probs:
+        raise DecodeError(f"dense test: none of the {len(items)} test videos could be decoded"
+                          + (f" (first: {failed[0]['path']}: {failed[0]['reason']})" if failed else ""))
     P, y = np.stack(probs), np.asarray(labels)
     top5 = np.argsort(-P, 1)[:, :5]
     return {"top1": float((P.argmax(1) == y).mean()), "top5": float((top5 == y[:, None]).any(1).mean()),
-            "n": len(y)}
+            "n": len(y), "n_failed": len(failed)}
 
 
 def _amp_dtype(amp: str, device) -> Optional[torch.dtype]:

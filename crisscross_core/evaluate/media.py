@@ -1,8 +1,9 @@
 """Evaluation-side I/O: manifest rows → (path, label, fold/split), whole-file audio, video windows.
 
 Rows are plain dicts. Accepted columns (first match wins):
-path: `path`, `filename`, `file`, `relpath`; label: `label`, `category`, `class`; fold: `fold`;
-split: `split`. Files are looked up under `root`, `root/audio`, `root/video`; a missing file whose
+path: `path`, `filename`, `file`, `relpath`, `video_path`; label: `label`, `category`, `class`,
+`label_name` (or any column named by `label_column`); fold: `fold`; split: `split`; `has_audio` /
+`has_video` (0/1, True/False) mark files without that stream. Files are looked up under `root`, `root/audio`, `root/video`; a missing file whose
 stem exists with another extension (e.g. `.wav` listed, `.flac` on disk) is accepted.
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def read_rows(manifest, root=None) -> tuple[list[dict], Path]:
     if first.startswith("# crisscross-manifest"):
         from dataclasses import asdict
         from crisscross_core.data.manifest import read_manifest
-        m = read_manifest(p, root=root, on_error="warn")
+        m = read_manifest(p, root=root, check_files=False, on_error="warn")   # missing files: counted below
         rows = [asdict(r) for r in m.rows]
         for r in rows:
             r["fold"] = str(r["fold"]) if r.get("fold") else ""
@@ -97,62 +98,117 @@ def has_split(item_split: str, split: str, fold: str = "") -> bool:
     return split == item_split or split in item_split.split()
 
 
-def _dense_idx(rows) -> bool:
+def _dense_idx(rows, label_keys) -> bool:
     """True when the rows' label_idx values are exactly 0..K-1, one per label name."""
     try:
-        pairs = {(int(r.get("label_idx")), _first(r, LABEL_KEYS)) for r in rows}
+        pairs = {(int(r.get("label_idx")), _first(r, label_keys)) for r in rows}
     except (TypeError, ValueError):
         return False
     idx = {i for i, _ in pairs}
     return len(idx) == len(pairs) and idx == set(range(len(idx)))
 
 
-def load_items(manifest, root=None, require_label: bool = True, classes: Optional[list] = None,
-               require_audio: bool = False, split: str = "") -> tuple[list[Item], list[str]]:
-    """Manifest → (items, class names). Rows without a file (or label, if required) are dropped.
+def _flag(row: dict, key: str) -> Optional[bool]:
+    """A has_audio / has_video cell: True, False, or None when the manifest does not say."""
+    v = row.get(key)
+    if v is None or v == "":
+        return None
+    if isinstance(v, bool):
+        return v
+    return str(v).strip().lower() not in ("false", "0", "no")
 
-    Class indices: `classes` when given; else the manifest's `label_idx` when it numbers the labels
-    0..K-1 (UCF101's classInd order); else the sorted unique label names. `split`: keep rows carrying this split tag ("" = all);
-    `rid` is always the row's position in the whole manifest.
+
+def load_items(manifest, root=None, require_label: bool = True, classes: Optional[list] = None,
+               require_audio: bool = False, split: str = "", require_video: bool = False,
+               label_column: Optional[str] = None, dropped: Optional[list] = None) -> tuple[list[Item], list[str]]:
+    """Manifest → (items, class names). Rows without a file, without a label (if required), or marked
+    without audio / video (`has_audio=0` / `has_video=0`, if required) are dropped; pass a list as
+    `dropped` to receive one {rid, path, reason} per dropped row (rows outside `split` are not drops).
+
+    Labels: the `label_column` of the CSV when given, else the first of `label`, `category`, `class`,
+    `label_name`. Class indices: `classes` when given; else the manifest's `label_idx` when it numbers the
+    labels 0..K-1 (UCF101's classInd order); else the sorted unique label names. `split`: keep rows
+    carrying this split tag ("" = all); `rid` is always the row's position in the whole manifest.
     """
     rows, root = read_rows(manifest, root)
-    labelled = [r for r in rows if _first(r, LABEL_KEYS)]
+    cols = list(rows[0]) if rows else []
+    if label_column:
+        if label_column not in cols:
+            raise ManifestError(f"{manifest}: --label-column {label_column!r} is not a column "
+                                f"(columns: {', '.join(cols)})")
+        label_keys = (label_column,)
+    else:
+        label_keys = LABEL_KEYS
+    if not any(k in cols for k in PATH_KEYS):
+        raise ManifestError(f"{manifest}: no file column (looked for {', '.join(PATH_KEYS)}; "
+                            f"columns: {', '.join(cols)})")
+    labelled = [r for r in rows if _first(r, label_keys)]
+    if require_label and not labelled:
+        raise ManifestError(
+            f"{manifest}: no row has a label (looked for the column"
+            f"{' ' + repr(label_column) if label_column else 's ' + ', '.join(LABEL_KEYS)}; columns: "
+            f"{', '.join(cols)}); pass --label-column NAME, or use a protocol that needs no labels "
+            f"(retrieval --mode cross, crisscross embed)")
     if classes is not None:
         names = list(classes)
-    elif labelled and _dense_idx(labelled):
-        by_idx = {int(r["label_idx"]): _first(r, LABEL_KEYS) for r in labelled}
+    elif labelled and not label_column and _dense_idx(labelled, label_keys):
+        by_idx = {int(r["label_idx"]): _first(r, label_keys) for r in labelled}
         names = [by_idx[i] for i in range(len(by_idx))]
     else:
-        names = sorted({_first(r, LABEL_KEYS) for r in labelled})
+        names = sorted({_first(r, label_keys) for r in labelled})
     index = {n: i for i, n in enumerate(names)}
-    items, missing = [], []
+    items, missing, drops, in_split = [], [], [], 0
     for i, r in enumerate(rows):
         rel = _first(r, PATH_KEYS)
-        name = _first(r, LABEL_KEYS)
-        if require_label and name not in index:
-            continue
-        if require_audio and str(r.get("has_audio", "True")).lower() in ("false", "0", "no"):
-            continue
+        name = _first(r, label_keys)
         sp, fold = str(r.get("split", "") or ""), str(r.get("fold", "") or "")
         if not has_split(sp, split, fold):
             continue
-        p = resolve_path(rel, root) if rel else None
-        if p is None:
+        in_split += 1
+        reason = None
+        if require_label and name not in index:
+            reason = "no label" if not name else f"label {name!r} not among the training classes"
+        elif require_audio and _flag(r, "has_audio") is False:
+            reason = "no audio (manifest has_audio=0)"
+        elif require_video and _flag(r, "has_video") is False:
+            reason = "no video (manifest has_video=0)"
+        p = resolve_path(rel, root) if rel and reason is None else None
+        if reason is None and p is None:
+            reason = "file not found" if rel else "no file name"
             missing.append(rel)
+        if reason is not None:
+            drops.append({"rid": i, "path": rel, "reason": reason})
             continue
         try:
             dur = float(r.get("duration_s") or r.get("duration") or 0.0)
         except ValueError:
             dur = 0.0
         items.append(Item(str(p), index.get(name, -1), name, fold, sp, dur, i))
-    if split and not items:
+    if dropped is not None:
+        dropped.extend(drops)
+    if split and not in_split:
         seen = sorted({t for r in rows for t in str(r.get("split", "") or "").split()})[:12]
         raise ManifestError(f"no manifest rows with split tag {split!r} (tags seen: {seen}; fold datasets "
-                         f"use 'train-k' / 'test-k')")
-    if missing and not items:
+                            f"use 'train-k' / 'test-k')")
+    if missing and len(missing) == in_split:
         raise FileNotFoundError(f"none of the {len(missing)} manifest files were found under {root} "
                                 f"(first: {missing[0]!r}); pass --root")
+    if not items:
+        raise ManifestError(f"{manifest}: all {in_split} rows{f' of split {split!r}' if split else ''} were "
+                            f"dropped ({drop_summary(drops)})")
     return items, names
+
+
+def drop_summary(drops: Sequence[dict], show: int = 3) -> str:
+    """'3 no label (a.mp4, b.mp4, c.mp4, …); 1 file not found (d.avi)' — counts per reason, a few names."""
+    by: dict = {}
+    for d in drops:
+        by.setdefault(d["reason"], []).append(d)
+    parts = []
+    for reason, ds in sorted(by.items(), key=lambda kv: -len(kv[1])):
+        names = ", ".join(Path(d["path"]).name or f"row {d['rid']}" for d in ds[:show])
+        parts.append(f"{len(ds)} {reason} ({names}{', …' if len(ds) > show else ''})")
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -203,3 +259,37 @@ def load_video_windows(path: str, starts: Sequence[float], duration: float, fps:
     h = min(x.shape[1] for x in out)
     w = min(x.shape[2] for x in out)
     return np.stack([x[:, :h, :w] for x in out])
+
+
+def screen_items(items: Sequence[Item], modality: str, on_error: str = "skip",
+                 progress: bool = False) -> tuple[list[Item], list[dict]]:
+    """Open every file and decode a short `modality` window at its middle; (decodable items, failures).
+
+    For protocols that decode files inside training loops (fine-tuning): a broken file is found before
+    hours of training, and left out (`on_error="skip"`, listed as {rid, path, reason}) or raised ("fail").
+    """
+    from tqdm.auto import tqdm
+    from crisscross_core.data.decode import decode_windows, probe
+    good, bad = [], []
+    for it in tqdm(items, desc=f"checking {modality} files", disable=not progress, leave=False):
+        try:
+            info = probe(it.path)
+            start, dur = ((info.video_start, info.video_duration) if modality == "video"
+                          else (info.audio_start, info.audio_duration))
+            mid = max(0.0, start + (dur or info.duration) / 2 - 0.1)
+            win = [(mid, 0.2)]
+            decode_windows(it.path, win if modality == "video" else [], win if modality == "audio" else [],
+                           fps=8, short_side=32)
+            good.append(it)
+        except (DecodeError, OSError, ValueError) as e:
+            if on_error == "fail":
+                raise DecodeError(f"{it.path}: {e} (--on-error skip leaves such files out and counts them)") from e
+            bad.append({"rid": it.rid, "path": it.path, "reason": str(e).splitlines()[0]})
+    if bad and progress:
+        import sys
+        print(f"[evaluate] skipped {len(bad)} of {len(items)} {modality} files that could not be decoded "
+              f"(first: {bad[0]['path']}: {bad[0]['reason']})", file=sys.stderr, flush=True)
+    if not good:
+        raise DecodeError(f"none of the {len(items)} {modality} files could be decoded"
+                          + (f" (first: {bad[0]['path']}: {bad[0]['reason']})" if bad else ""))
+    return good, bad

@@ -1,8 +1,9 @@
-"""Retrieval Recall@K with exact inner-product search (spec §9.4).
+"""Retrieval Recall@K with exact inner-product search (docs/evaluation.md, "Retrieval").
 
 * within-modality (video→video, audio→audio): test items query the train items; a hit at K = at least
-  one same-class item among the top K;
-* cross-modal (audio→video, video→audio): item i's other modality is the one positive (same clip index).
+  one same-class item among the top K (`leave_one_out_retrieval`: every item queries all the others);
+* cross-modal (audio→video, video→audio): item i's other modality is the one positive (same clip index);
+  needs no labels and no splits.
 Features are L2-normalised, so inner product = cosine. faiss `IndexFlatIP` when installed, else numpy.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ def _l2(x: np.ndarray) -> np.ndarray:
 def search(queries: np.ndarray, keys: np.ndarray, k: int, use_faiss: bool = True) -> np.ndarray:
     """Indices `[M, k]` of the k most similar keys (cosine), best first. Exact."""
     q, d = _l2(queries), _l2(keys)
+    if not len(d) or not len(q):
+        raise ManifestError(f"retrieval: {'no gallery items' if not len(d) else 'no query items'} "
+                            f"(every row was left out; see the dropped rows)")
     k = min(k, len(d))
     if use_faiss:
         try:
@@ -70,3 +74,28 @@ def cross_modal_retrieval(a: Features, b: Features, ks: Sequence[int] = KS, use_
     if (qa.label >= 0).all():  # diagnostic: does the top-1 at least share the query's class?
         out["class_at_1"] = float((gb.label[idx[:, 0]] == qa.label).mean())
     return out
+
+
+def leave_one_out_retrieval(feats: Features, ks: Sequence[int] = KS, use_faiss: bool = True) -> dict:
+    """Same-modality retrieval without splits: every labelled item queries all the other items."""
+    f = feats.per_item()
+    f = f.select(f.label >= 0)
+    if len(f.x) < 2:
+        raise ManifestError(f"leave-one-out retrieval needs at least 2 labelled items, got {len(f.x)}")
+    idx = search(f.x, f.x, min(len(f.x), max(ks) + 1), use_faiss)
+    ranked = np.stack([row[row != i][:max(ks)] for i, row in enumerate(idx)])   # the query itself left out
+    out = recall_at_k(f.label[ranked] == f.label[:, None], ks)
+    out.update(n_queries=len(f.x), n_gallery=len(f.x) - 1)
+    return out
+
+
+def cross_modal(audio: Features, video: Features, video_q: Features = None, audio_g: Features = None,
+                ks: Sequence[int] = KS, use_faiss: bool = True) -> dict:
+    """Both directions of cross-modal retrieval: {"audio_to_video", "video_to_audio", "mean" (of their
+    R@1)}. audio queries `audio` search gallery `video`; video queries `video_q` (default `video`) search
+    `audio_g` (default `audio`) — e.g. predictions p against projections z, as the pretraining loss pairs them."""
+    a2v = cross_modal_retrieval(audio, video, ks, use_faiss)
+    v2a = cross_modal_retrieval(video_q if video_q is not None else video,
+                                audio_g if audio_g is not None else audio, ks, use_faiss)
+    return {"audio_to_video": a2v, "video_to_audio": v2a, "mean": (a2v["R@1"] + v2a["R@1"]) / 2,
+            "n_items": a2v["n_queries"]}
