@@ -10,18 +10,22 @@ torch's weights-only allow-list is refused with a CheckpointError, before any of
 """
 from __future__ import annotations
 
-import io
+import errno
 import os
 import pickle
+import shutil
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .fileio import current_umask
 
 # prefixes seen in full checkpoints (DDP `module.`), fine-tuned models (`backbone.`) and ours
 MODALITY_PREFIXES = {
@@ -38,21 +42,74 @@ class CheckpointError(RuntimeError):
 
 # ----------------------------------------------------------------------------- save / load
 
+class DiskFullError(CheckpointError):
+    """A checkpoint could not be written because its filesystem is full (or over quota)."""
+
+
+class _ErrorKeepingWriter:
+    """A file object for torch.save that remembers the OSError behind a failed write: torch reports
+    ENOSPC as an opaque "unexpected pos" RuntimeError."""
+
+    def __init__(self, f):
+        self.f, self.error, self.written = f, None, 0
+
+    def write(self, data) -> int:
+        try:
+            n = self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+        self.written += len(data)
+        return n
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return -1
+
+
+def _write_error(path: Path, exc: BaseException, writer: "_ErrorKeepingWriter | None") -> CheckpointError:
+    """The error to raise for a failed write of `path`: DiskFullError naming the free space when the
+    filesystem is full (ENOSPC / EDQUOT, seen directly or through torch's opaque message)."""
+    cause = writer.error if writer is not None and writer.error is not None else exc
+    full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full and "unexpected pos" in str(exc):        # torch's wording for a short write
+        free = _free_bytes(path.parent)
+        full = 0 <= free < max(64 << 20, 2 * (writer.written if writer else 0))
+    if full:
+        free = _free_bytes(path.parent)
+        left = f"{free / 2**20:.1f} MB free" if free >= 0 else "free space unknown"
+        return DiskFullError(f"cannot write {path}: the disk is full ({left} on {path.parent}); "
+                             "the previous file there is intact. Free some space and run again.")
+    return CheckpointError(f"cannot write {path}: {type(cause).__name__}: {cause}")
+
+
 def atomic_save(obj, path: str | os.PathLike) -> Path:
     """torch.save `obj` to `path` atomically: temp file in the same directory, fsync, os.replace.
-    A crash mid-write leaves the previous file intact. Returns the path."""
+    A crash mid-write leaves the previous file intact; a full disk raises DiskFullError. The file gets
+    the permissions of the user's umask (group-readable where the umask allows). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    writer = None
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())          # mkstemp creates 0600
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _ErrorKeepingWriter(f)
+            torch.save(obj, writer)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, (OSError, RuntimeError)):
+            raise _write_error(path, e, writer) from e
         raise
     try:  # make the rename durable too (best effort; not all filesystems allow it)
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -65,6 +122,24 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
+MAX_BYTES_ENV = "CRISSCROSS_MAX_WEIGHTS_GB"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def max_weights_bytes() -> int:
+    """Largest weights file (or zip member) read: $CRISSCROSS_MAX_WEIGHTS_GB, default 4 GiB (a full
+    paper-model training checkpoint with Adam state is ~0.6 GB; a released backbone ~60 MB)."""
+    try:
+        return int(float(os.environ.get(MAX_BYTES_ENV, "4")) * 2**30)
+    except ValueError:
+        return 4 * 2**30
+
+
+def _looks_like_torch(head: bytes) -> bool:
+    """A torch zip-format file starts like any zip; a legacy torch.save file is a pickle (protocol 2+)."""
+    return head.startswith(_ZIP_MAGIC) or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
 def _torch_load(source, name: str, map_location):
     """torch.load(weights_only=True) with errors turned into CheckpointError naming `name`."""
     try:
@@ -73,23 +148,24 @@ def _torch_load(source, name: str, map_location):
             return torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg or "weights_only" in msg:
-            lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
-            detail = next((ln for ln in lines if "global" in ln.lower() and "GLOBAL" in ln), None)
-            if detail is None:
-                idx = next((i for i, ln in enumerate(lines) if "WeightsUnpickler error" in ln), None)
-                detail = lines[idx + 1] if idx is not None and idx + 1 < len(lines) else lines[0]
+        lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+        unsafe = next((ln for ln in lines if "GLOBAL" in ln and "global" in ln.lower()), None)
+        if unsafe is not None:
             raise CheckpointError(
-                f"{name}: refused to load: the weights-only unpickler rejected it ({detail}). "
-                f"A file that names Python callables or classes could run code when loaded; only "
-                f"tensors, dicts, lists, numbers and strings are accepted. If you trust the file, "
-                f"convert it to a plain state dict elsewhere.") from None
-        raise CheckpointError(f"{name}: not a readable PyTorch checkpoint (bad pickle: {e})") from None
+                f"{name}: refused to load: it names a Python callable or class ({unsafe}), which could "
+                f"run code when unpickled; only tensors, dicts, lists, numbers and strings are accepted. "
+                f"If you trust the file, convert it to a plain state dict elsewhere.") from None
+        idx = next((i for i, ln in enumerate(lines) if "WeightsUnpickler error" in ln), None)
+        detail = lines[idx + 1] if idx is not None and idx + 1 < len(lines) else (lines[0] if lines else "")
+        raise CheckpointError(f"{name}: not a readable PyTorch checkpoint: its pickle is damaged ({detail})") from None
     except Exception as e:  # garbage bytes make the unpickler fail in many ways (KeyError, IndexError, ...)
         if isinstance(e, FileNotFoundError):
             raise CheckpointError(f"{name}: no such file") from None
-        raise CheckpointError(f"{name}: not a readable PyTorch checkpoint, or truncated "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        text = str(e).splitlines()[0] if str(e) else ""
+        if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
+            raise CheckpointError(f"{name}: truncated or damaged (the archive is incomplete: {text or type(e).__name__}); "
+                                  "copy or download it again") from None
+        raise CheckpointError(f"{name}: not a readable PyTorch checkpoint ({type(e).__name__}: {text})") from None
 
 
 def _is_wrapper_zip(path: Path) -> bool:
@@ -104,34 +180,73 @@ def _is_wrapper_zip(path: Path) -> bool:
     return not any(n.endswith("data.pkl") for n in names)
 
 
-def _inner_member(zf: zipfile.ZipFile, path: Path) -> str:
+def _inner_member(zf: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
     """The single checkpoint inside a wrapper zip (ignores folders and __MACOSX entries)."""
-    names = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")
-             and not Path(n).name.startswith("._")]
-    if len(names) > 1:
-        names = [n for n in names if n.endswith((".pth.tar", ".pth", ".pt", ".tar", ".ckpt"))] or names
-    if len(names) != 1:
+    infos = [i for i in zf.infolist() if not i.filename.endswith("/") and not i.filename.startswith("__MACOSX")
+             and not Path(i.filename).name.startswith("._")]
+    if len(infos) > 1:
+        infos = [i for i in infos if i.filename.endswith((".pth.tar", ".pth", ".pt", ".tar", ".ckpt"))] or infos
+    if len(infos) != 1:
         raise CheckpointError(f"{path}: zip archive should hold exactly one checkpoint file, "
                               f"found {zf.namelist()}")
-    return names[0]
+    return infos[0]
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, cap: int, dest) -> None:
+    """Copy one zip member into the open file `dest`, refusing early what cannot be a checkpoint:
+    a member declared (or found while streaming) larger than `cap`, or one whose first bytes are not a
+    torch file. Never holds the member in memory."""
+    name = f"{path}!{info.filename}"
+    if info.file_size > cap:
+        raise CheckpointError(f"{name}: too large ({info.file_size / 2**30:.2f} GiB unpacked, limit "
+                              f"{cap / 2**30:.2f} GiB; raise {MAX_BYTES_ENV} if the file is genuine)")
+    total = 0
+    with zf.open(info) as src:
+        head = src.read(16)
+        if not _looks_like_torch(head):
+            raise CheckpointError(f"{name}: not a PyTorch checkpoint (it starts with {head[:8]!r})")
+        dest.write(head)
+        total = len(head)
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > cap:
+                raise CheckpointError(f"{name}: unpacks to more than {cap / 2**30:.2f} GiB (limit; raise "
+                                      f"{MAX_BYTES_ENV} if the file is genuine)")
+            dest.write(chunk)
 
 
 def safe_load(path: str | os.PathLike, map_location="cpu"):
     """Load a torch file with `weights_only=True` only. A real zip archive that wraps one
-    checkpoint (as the released `*.pth.tar.zip` may be) is opened and its member loaded.
-    Raises CheckpointError (naming the file) when it is missing, not a checkpoint, truncated,
-    or would need arbitrary code to unpickle."""
+    checkpoint (as the released `*.pth.tar.zip` may be) is opened and its member loaded, streamed
+    with a size cap ($CRISSCROSS_MAX_WEIGHTS_GB). Raises CheckpointError (naming the file and what is
+    wrong: missing, not a checkpoint, too large, truncated, an unsafe global) — no code in the file runs."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    cap = max_weights_bytes()
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not _looks_like_torch(head):
+        what = "empty" if not head else f"it starts with {head[:8]!r}"
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint or zip archive ({what})")
+    if size > cap:
+        raise CheckpointError(f"{path}: too large ({size / 2**30:.2f} GiB, limit {cap / 2**30:.2f} GiB; "
+                              f"raise {MAX_BYTES_ENV} if the file is genuine)")
     if _is_wrapper_zip(path):
         try:
-            with zipfile.ZipFile(path) as zf:
-                member = _inner_member(zf, path)
-                data = zf.read(member)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            with zipfile.ZipFile(path) as zf, tempfile.TemporaryFile() as tmp:
+                info = _inner_member(zf, path)
+                _extract_member(zf, info, path, cap, tmp)
+                tmp.seek(0)
+                return _torch_load(tmp, f"{path}!{info.filename}", map_location)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
             raise CheckpointError(f"{path}: broken zip archive ({e})") from None
-        return _torch_load(io.BytesIO(data), f"{path}!{member}", map_location)
+        except OSError as e:
+            raise CheckpointError(f"{path}: cannot unpack ({e})") from None
     return _torch_load(path, str(path), map_location)
 
 

@@ -16,6 +16,7 @@ COMMANDS = {
     "manifest": ("crisscross_core.data.cli", "build / validate dataset manifests"),
     "prepare": ("crisscross_core.data.cli", "transcode a dataset for fast decoding"),
     "evaluate": ("crisscross_core.evaluate.cli", "run a downstream protocol and write its JSON"),
+    "embed": ("crisscross_core.evaluate.embed", "embed a folder / manifest / files with any weights (resumable)"),
     "submit": ("crisscross_core.launch", "submit pretraining to Slurm (or locally) with submitit"),
 }
 
@@ -52,9 +53,10 @@ def _input_errors() -> tuple:
     from .data.decode import DecodeError
     from .data.manifest import ManifestError
     from .launch import LaunchError
+    from .runlock import RunLockedError
     from .train import NonFiniteLossError
     return (ConfigError, FileNotFoundError, CheckpointError, DataError, DecodeError, ManifestError,
-            LaunchError, NonFiniteLossError)
+            LaunchError, NonFiniteLossError, RunLockedError)
 
 
 if __name__ == "__main__":

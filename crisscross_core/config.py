@@ -58,8 +58,13 @@ class DataConfig:
     video_duration: float = 0.5      # seconds per view (8 frames at 16 fps)
     audio_duration: float = 2.0      # seconds per view
     audio_rate: int = 16000
-    decode_short_side: int = 128     # frames resized so the short side is this (0 = native)
-    decode_size: tuple = (128, 170)  # (H, W) the worker centre-crops to, so batches stack
+    frame_mode: str = "full"         # "full": the whole frame, resized onto the decode_size canvas;
+                                     # the random crop is drawn in the source frame's geometry (the
+                                     # release); "centre_crop": short side -> decode_short_side, then a
+                                     # centre crop to decode_size (faster; a smaller field of view)
+    decode_short_side: int = 128     # centre_crop: frames resized so the short side is this (0 = native)
+    decode_size: tuple = (256, 456)  # (H, W) every frame is decoded to, so batches stack (full: the
+                                     # canvas; centre_crop: the crop)
     clips_per_video: int = 5         # an epoch visits every video this many times (spec §5)
     short_clip_policy: str = "pad"   # "pad" (repeat last frame / zero audio) or "skip"
     no_audio_policy: str = "skip"    # "skip" or "silence"
@@ -81,7 +86,7 @@ class VideoAugConfig:
     blur_sigma: tuple = (0.1, 2.0)
     legacy_blur: bool = False        # the release's fixed anisotropic sigma (0.1, 2.0) (§11.B4)
     cutout_p: float = 1.0
-    cutout_max: int = 20
+    cutout_max: int = 20             # side L ~ 1..cutout_max inclusive; square 2·floor(L/2) px
     legacy_cutout: bool = False      # the release's multiply-by-mean cutout (§11.B5)
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
@@ -144,6 +149,8 @@ class TrainConfig:
     export_at_end: bool = True       # vid_/aud_ backbones in the released format
     progress: bool = True            # tqdm bar on rank 0
     tensorboard: bool = True         # when tensorboard is installed
+    accept_config_changes: bool = False  # resume although keys that change what is learned differ
+                                         # from the checkpoint's (recorded in config_history.jsonl)
 
 
 @dataclass
@@ -157,26 +164,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "Config":
-        """Check values that types alone cannot; raise ConfigError naming the key."""
-        checks = [
-            ("data.relation", self.data.relation in RELATIONS, f"one of {RELATIONS}"),
-            ("model.proj_layers", self.model.proj_layers in (2, 3), "2 or 3"),
-            ("model.video_depth", self.model.video_depth in (10, 18, 34), "10, 18 or 34"),
-            ("model.audio_depth", self.model.audio_depth == 18, "18 (the original allows only 18)"),
-            ("loss", self.loss.intra or self.loss.sync or self.loss.asynchronous,
-             "at least one of loss.intra / loss.sync / loss.asynchronous true"),
-            ("optim.name", self.optim.name in ("larc_adam", "adamw"), "'larc_adam' or 'adamw'"),
-            ("optim.batch_size", self.optim.batch_size > 0, "a positive global batch size"),
-            ("train.amp", self.train.amp in ("auto", "bf16", "fp16", "none"),
-             "'auto', 'bf16', 'fp16' or 'none'"),
-            ("train.device", self.train.device in ("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
-            ("data.short_clip_policy", self.data.short_clip_policy in ("pad", "skip"), "'pad' or 'skip'"),
-            ("data.no_audio_policy", self.data.no_audio_policy in ("skip", "silence"),
-             "'skip' or 'silence'"),
-        ]
-        for key, ok, expected in checks:
-            if not ok:
-                raise ConfigError(f"config key '{key}' has an invalid value; expected {expected}")
+        """Check every value's range (config_checks.RULES); raise ConfigError naming the key."""
+        from .config_checks import check_ranges
+        check_ranges(self)
         return self
 
 
@@ -201,6 +191,7 @@ def _tiny_cpu() -> Config:
     cfg = Config(name="tiny_cpu")
     cfg.model = ModelConfig(video_depth=10, video_width=0.25, audio_width=0.25,
                             proj_dim=256, proj_layers=2, pred_hidden=64)
+    cfg.data.frame_mode = "centre_crop"   # the demo clips are 48x48: the same pixels either way
     cfg.data.decode_short_side = 48
     cfg.data.decode_size = (48, 48)
     cfg.data.clips_per_video = 4
@@ -278,18 +269,47 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                       f"like {default!r}, got {value!r}")
 
 
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of `choices`, or ''."""
+    import difflib
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Build dataclass `cls` from a nested dict; unknown keys are errors naming the key."""
     obj = cls()
-    names = {f.name for f in fields(cls)}
+    names = [f.name for f in fields(cls)]
+    if data is not None and not isinstance(data, dict):
+        where = f"config section '{prefix[:-1]}'" if prefix else "a config file"
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {type(data).__name__} {data!r:.60}")
     for key, value in (data or {}).items():
         if key not in names:
-            close = [n for n in names if n.startswith(key[:3])]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}; "
-                              f"valid keys: {sorted(names)}")
+            raise ConfigError(f"unknown config key '{prefix}{key}'{did_you_mean(str(key), names)}; "
+                              f"valid keys here: {sorted(names)}")
         setattr(obj, key, _coerce(prefix + key, value, getattr(obj, key)))
     return obj
+
+
+def _yaml_value(text: str, where: str) -> Any:
+    """yaml.safe_load with every problem (tags that could run code, syntax, encoding) as ConfigError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text.encode("utf-8", "surrogateescape")[e.start:e.start + 1]
+        raise ConfigError(f"{where}: contains bytes that are not UTF-8 ({bad!r} at character {e.start}); "
+                          "write the value in UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:
+        tag = getattr(e, "problem", "") or str(e)
+        raise ConfigError(f"{where}: refused a YAML tag that would build a Python object ({tag.strip()}); "
+                          "a config holds plain values only") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at} ({problem})") from None
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
@@ -298,11 +318,14 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key.sub=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = _yaml_value(raw, f"override {key.strip()!r}") if raw != "" else ""
         node, parts = cfg, key.strip().split(".")
         for i, part in enumerate(parts):
-            if not is_dataclass(node) or part not in {f.name for f in fields(node)}:
-                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override {item!r}")
+            names = [f.name for f in fields(node)] if is_dataclass(node) else []
+            if part not in names:
+                raise ConfigError(f"unknown config key '{'.'.join(parts[:i + 1])}' in override {item!r}"
+                                  f"{did_you_mean(part, names)}"
+                                  + (f"; valid keys here: {sorted(names)}" if names else ""))
             if i == len(parts) - 1:
                 setattr(node, part, _coerce(key, value, getattr(node, part)))
             else:
@@ -320,16 +343,21 @@ def load_config(source: str | Path | Config = "tiny_cpu", overrides: Optional[li
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"config {str(source)!r} is neither a preset ({sorted(PRESETS)}) "
-                              f"nor an existing YAML file")
-        with open(path) as f:
-            cfg = from_dict(Config, yaml.safe_load(f) or {})
+                              f"nor an existing YAML file{did_you_mean(str(source), PRESETS)}")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} at offset "
+                              f"{e.start}); save the file as UTF-8") from None
+        data = _yaml_value(text, str(path))
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must be a mapping of sections to keys, "
+                              f"got a {type(data).__name__}")
+        cfg = from_dict(Config, data or {})
     return apply_overrides(cfg, overrides or []).validate()
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write `cfg` as YAML (atomically: temp file then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
+    from .fileio import atomic_write_text
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))

@@ -54,6 +54,12 @@ def finish() -> None:
         dist.barrier()
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op for one process)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

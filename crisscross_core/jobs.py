@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from .jobstatus import process_alive, read_status
 from .runlog import read_metrics
 
 if TYPE_CHECKING:  # launch imports this module
@@ -55,6 +57,17 @@ class InProcessJob:
             self.state = "CANCELLED"
 
 
+def _sacct_state(job_id: str) -> Optional[str]:
+    """The job's state from Slurm accounting (after scontrol has forgotten it), or None."""
+    try:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job_id], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    return states[-1] if states else None
+
+
 def _scontrol_state(job_id: str) -> Optional[str]:
     try:
         out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
@@ -68,7 +81,11 @@ def _scontrol_state(job_id: str) -> Optional[str]:
 
 
 class JobHandle:
-    """A submitted job as seen from a notebook: status(), tail(n), metrics(), wait(), cancel()."""
+    """A submitted job as seen from a notebook: status(), tail(n), metrics(), error(), wait(), cancel().
+
+    Nothing here unpickles: the state comes from Slurm (scontrol, else sacct) or the local process,
+    and from the JSON status the job's runner writes (jobstatus.py); the result is train's summary
+    from that JSON."""
 
     def __init__(self, job: Any, run_dir: Path, meta: dict):
         self.job, self.run_dir, self.meta = job, Path(run_dir), meta
@@ -77,49 +94,48 @@ class JobHandle:
     def job_id(self) -> str:
         return str(self.job.job_id)
 
-    @property
-    def _tasks(self) -> list:
-        return list(getattr(self.job, "_sub_jobs", None) or [self.job])
-
-    def _has_result(self) -> bool:
-        return self._tasks[0].paths.result_pickle.exists()
-
-    def _exception(self) -> Optional[BaseException]:
-        """Task 0's exception (rank 0 speaks for the job: a failing rank breaks its collectives).
-        Other tasks' result files can be stale after a requeue, so they are not read."""
-        t = self._tasks[0]
-        if not t.paths.result_pickle.exists():
-            return None
-        try:
-            return t.exception()
-        except Exception as e:  # noqa: BLE001 - unreadable result pickle
-            return e
-
     def __repr__(self) -> str:
         return f"JobHandle(job_id={self.job_id}, cluster={self.meta['cluster']}, run_dir={self.run_dir})"
+
+    def record(self) -> Optional[dict]:
+        """The job's own JSON status (RUNNING / REQUEUED / COMPLETED / FAILED / CANCELLED, summary,
+        error), or None before it starts."""
+        rec = read_status(self.run_dir, self.job_id)
+        if rec is not None and rec.get("time", 0) < self._submitted_ts() - 1:
+            return None            # a stale file from an earlier job with a recycled id
+        return rec
 
     def status(self) -> str:
         """PENDING, RUNNING, REQUEUED, COMPLETED, FAILED, CANCELLED, ... (upper case)."""
         kind = self.meta["kind"]
         if kind == "debug":
             return self.job.state
+        rec = self.record()
+        own = rec.get("state") if rec else None
         if kind == "local":
-            st = self.job.state
-            if st == "RUNNING":
-                return "RUNNING"
-            if st == "INTERRUPTED":
-                return "CANCELLED"
-            return self._outcome()
-        st = _scontrol_state(self.job_id) or self.job.state  # no sacct on small clusters
-        st = st.split()[0].upper()
-        if st in ("UNKNOWN", "COMPLETED", "RUNNING", "COMPLETING") and self._has_result():
-            return self._outcome()
+            return self._local_state(own, rec)
+        st = (_scontrol_state(self.job_id) or _sacct_state(self.job_id) or "UNKNOWN").split()[0].upper()
+        if own in ("COMPLETED", "FAILED", "CANCELLED") and st in ("UNKNOWN", "COMPLETED", "COMPLETING",
+                                                                  "RUNNING", "FAILED"):
+            return own             # the job's own word on how train() ended beats the exit code
+        if st == "UNKNOWN" and own:
+            return "FAILED" if own in ("RUNNING", "REQUEUED") and rec and process_alive(rec) is False else own
         return st
 
-    def _outcome(self) -> str:
-        if not self._has_result():
+    def _local_state(self, own: Optional[str], rec: Optional[dict]) -> str:
+        proc = getattr(self.job, "_process", None)
+        if proc is not None:                                 # submitted from this process
+            code = proc.poll()
+            if code is None:
+                return "RUNNING"
+            if own in ("COMPLETED", "FAILED", "CANCELLED"):
+                return own
+            return "CANCELLED" if code < 0 else "FAILED"    # ended without its final word (kill -9, ...)
+        if own is None:
+            return "PENDING" if time.time() - self._submitted_ts() < 30 else "UNKNOWN"
+        if own in ("RUNNING", "REQUEUED") and process_alive(rec) is False:
             return "FAILED"
-        return "FAILED" if self._exception() is not None else "COMPLETED"
+        return own
 
     def done(self) -> bool:
         return self.status() in _FINAL
@@ -140,16 +156,14 @@ class JobHandle:
         return read_metrics(self.run_dir, kind=kind)
 
     def error(self) -> Optional[str]:
-        """error.txt from the run, else the worker's exception text, else None."""
+        """error.txt from the run, else the error the job's JSON status records, else None."""
         p = self.run_dir / "error.txt"
         if p.is_file() and p.stat().st_mtime >= self._submitted_ts() - 1:
             return p.read_text()
         if self.meta["kind"] == "debug":
             return self.job.traceback
-        if self._has_result():
-            exc = self._exception()
-            return None if exc is None else str(exc)
-        return None
+        rec = self.record()
+        return rec.get("error") if rec else None
 
     def _submitted_ts(self) -> float:
         return _dt.datetime.fromisoformat(self.meta["submitted_at"]).timestamp()
@@ -165,26 +179,31 @@ class JobHandle:
                 raise JobFailedError(self.error() or str(e)) from None
         t0 = time.time()
         while True:
-            if self._has_result():
-                break
             st = self.status()
             if st in _FINAL:
                 break
             if timeout is not None and time.time() - t0 > timeout:
                 raise TimeoutError(f"job {self.job_id} still {st} after {timeout} s; see {self.run_dir}")
             time.sleep(poll)
-        if not self._has_result():
-            # ended without a result (cancelled, killed): give the log tail
+        rec = self.record() or {}
+        if st == "COMPLETED" and rec.get("state") == "COMPLETED":
+            return rec.get("summary")
+        if st == "COMPLETED":        # Slurm says done, yet the job never recorded its end
             time.sleep(poll)
-            if not self._has_result():
-                raise JobFailedError(f"job {self.job_id} ended {self.status()} without a result; "
-                                     f"log tail:\n{self.tail(30)}\n{self.error() or ''}")
-        exc = self._exception()
-        if exc is not None:
-            raise JobFailedError(self.error() or str(exc))
-        return self._tasks[0].result()
+            rec = self.record() or {}
+            if rec.get("state") == "COMPLETED":
+                return rec.get("summary")
+        raise JobFailedError(self.error() or f"job {self.job_id} ended {st} without a result; log tail:\n"
+                             f"{self.tail(30)}")
 
     def cancel(self) -> None:
+        """Stop the job: scancel on Slurm; on the local executor a SIGINT to its process (also when
+        this handle was re-opened with attach(), through the PID the job recorded)."""
+        if self.meta["kind"] == "local" and getattr(self.job, "_process", None) is None:
+            rec = self.record()
+            if rec and rec.get("state") in ("RUNNING", "REQUEUED") and process_alive(rec):
+                os.kill(int(rec["pid"]), signal.SIGINT)
+            return
         self.job.cancel(check=False)
 
     def panel(self, **kwargs: Any):

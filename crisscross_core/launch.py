@@ -45,6 +45,7 @@ _PROFILE_KEYS = set(_PROFILE_TO_SLURM) | {"time_min", "mem_gb", "gpus_per_node",
 
 
 from .jobs import InProcessJob, JobFailedError, JobHandle  # noqa: E402,F401  (re-exported)
+from .jobstatus import write_status  # noqa: E402
 
 
 class LaunchError(RuntimeError):
@@ -57,23 +58,49 @@ class Runner(_CheckpointableBase):
     """The pickled callable. In the job: export torch.distributed env vars from submitit's job
     environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), then call `target(config,
     None, **target_kwargs)`. `checkpoint()` (called by submitit on timeout/preemption) resubmits
-    itself; the target resumes from its own checkpoint."""
+    itself; the target resumes from its own checkpoint. Task 0 records the job's state as JSON in
+    `<run_dir>/jobs/<job_id>.json` (jobstatus.py), which is all a JobHandle reads."""
 
-    def __init__(self, target: str, config: str, target_kwargs: Optional[dict] = None):
+    def __init__(self, target: str, config: str, target_kwargs: Optional[dict] = None,
+                 run_dir: Optional[str] = None):
         self.target, self.config, self.target_kwargs = target, config, dict(target_kwargs or {})
+        self.run_dir = run_dir
         self.attempt = 0
+
+    def _status(self, state: str, **fields: Any) -> None:
+        """Task 0 of a submitit job writes the job's JSON status (never fatal: a full disk must not
+        turn a finished run into a failure)."""
+        if self.run_dir is None or not _in_submitit_job():
+            return
+        env = submitit.JobEnvironment()
+        if env.global_rank != 0:
+            return
+        try:
+            write_status(self.run_dir, env.job_id, state, attempt=self.attempt, **fields)
+        except OSError as e:
+            print(f"[crisscross] could not write the job status ({e})", file=sys.stderr, flush=True)
 
     def __call__(self) -> Any:
         self.attempt += 1
         env_keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                     "CRISSCROSS_JOB_ATTEMPT")
         saved = {k: os.environ.get(k) for k in env_keys}
+        self._status("RUNNING")
         try:
             if _in_submitit_job():
                 submitit.helpers.TorchDistributedEnvironment().export(
                     set_cuda_visible_devices=False, overwrite=True)
             os.environ["CRISSCROSS_JOB_ATTEMPT"] = str(self.attempt)
-            return resolve_target(self.target)(self.config, None, **self.target_kwargs)
+            result = resolve_target(self.target)(self.config, None, **self.target_kwargs)
+            self._status("COMPLETED", summary=result)
+            return result
+        except KeyboardInterrupt:            # the local executor's cancel (SIGINT)
+            self._status("CANCELLED")
+            raise
+        except Exception as exc:
+            import traceback
+            self._status("FAILED", error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+            raise
         finally:  # matters only in-process ("debug"): leave the notebook's environment as it was
             for k, v in saved.items():
                 if v is None:
@@ -83,6 +110,7 @@ class Runner(_CheckpointableBase):
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Requeue this same runner; training state lives in <run_dir>/checkpoint.pt."""
+        self._status("REQUEUED")
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
@@ -193,7 +221,7 @@ def submit(cfg: Any = "tiny_cpu", overrides: Optional[list[str]] = None, *, clus
     save_config(config, cfg_path)
     folder = rdir / "submitit"
     python = _python_command(snap, python_path or [])
-    runner = Runner(target, str(cfg_path), target_kwargs)
+    runner = Runner(target, str(cfg_path), target_kwargs, run_dir=str(rdir))
     ex = build_executor(kind, prof, folder, python, nodes=nodes, tasks_per_node=ntasks, gpus_per_node=gpus,
                         time_min=timeout, job_name=job_name or f"cc-{config.name}", **slurm)
     job = InProcessJob(runner, folder) if ex is None else ex.submit(runner)
@@ -246,14 +274,25 @@ def build_executor(kind: str, prof: dict, folder: Path, python: Optional[str] = 
 
 
 def attach(run_dir: str | Path) -> "JobHandle":
-    """Re-open the handle of the last Slurm/local job submitted for `run_dir` (e.g. after a restart)."""
+    """Re-open the handle of the last Slurm/local job submitted for `run_dir` (e.g. after a restart).
+
+    Reads `<run_dir>/job.json` (JSON) only; the handle learns the job's state from Slurm and from the
+    JSON status the job writes (jobstatus.py) — it never unpickles submitit's files."""
     rdir = Path(run_dir).resolve()
-    meta = json.loads((rdir / "job.json").read_text())
-    if meta["kind"] == "debug":
+    try:
+        meta = json.loads((rdir / "job.json").read_text())
+        kind, job_id = meta["kind"], str(meta["job_id"])
+        tasks = list(range(int(meta["nodes"]) * int(meta["tasks_per_node"])))
+    except FileNotFoundError:
+        raise LaunchError(f"{rdir}: no job.json (no job was submitted for this run directory)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise LaunchError(f"{rdir / 'job.json'}: unreadable ({type(e).__name__}: {e})") from None
+    if kind == "debug":
         raise LaunchError(f"{rdir} was run in-process (cluster='debug'); there is no job to attach to")
-    cls = submitit.SlurmJob if meta["kind"] == "slurm" else submitit.LocalJob
-    tasks = list(range(int(meta["nodes"]) * int(meta["tasks_per_node"])))
-    return JobHandle(cls(meta["folder"], meta["job_id"], tasks=tasks), rdir, meta)
+    if kind not in ("slurm", "local"):
+        raise LaunchError(f"{rdir / 'job.json'}: unknown job kind {kind!r}")
+    cls = submitit.SlurmJob if kind == "slurm" else submitit.LocalJob
+    return JobHandle(cls(meta["folder"], job_id, tasks=tasks), rdir, meta)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -9,17 +9,19 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from .config import ConfigError
+
 
 class GlobalBatchSampler(Sampler[list[int]]):
     """Yields this rank's index list for each global batch of the epoch, from `start_batch` on."""
 
     def __init__(self, n_items: int, global_batch: int, rank: int, world_size: int, seed: int):
         if global_batch % world_size:
-            raise ValueError(f"optim.batch_size={global_batch} is not divisible by the "
-                             f"{world_size} ranks; choose a multiple of {world_size}")
+            raise ConfigError(f"config key 'optim.batch_size' = {global_batch} is not divisible by the "
+                              f"{world_size} ranks; choose a multiple of {world_size}")
         if n_items < global_batch:
-            raise ValueError(f"the dataset has {n_items} items (videos x clips_per_video), fewer than "
-                             f"one global batch of {global_batch}; lower optim.batch_size")
+            raise ConfigError(f"config key 'optim.batch_size' = {global_batch} is larger than the dataset: "
+                              f"{n_items} items (usable videos x data.clips_per_video); lower it")
         self.n, self.global_batch, self.rank, self.world, self.seed = (
             n_items, global_batch, rank, world_size, seed)
         self.per_rank = global_batch // world_size

@@ -24,9 +24,13 @@ import numpy as np
 import torch
 
 from . import distributed as D
-from .checkpoint import atomic_save, export_backbone, safe_load
+from .checkpoint import CheckpointError, atomic_save, export_backbone, safe_load
 from .config import Config, ConfigError, load_config, save_config, to_dict
-from .data.datasets import PretrainDataset
+from .data.datasets import PretrainDataset, describe_drops
+from .fileio import atomic_write_text
+from .resume_guard import ResumeConfigError, check_resume, record_start
+from .runlock import RunLock, RunLockedError
+from .runlock import describe as describe_lock
 from .data.pipeline import TrainTransform
 from .loader import CudaPrefetcher, GlobalBatchSampler, build_loader
 from .losses import crisscross_loss
@@ -124,11 +128,23 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     tmp.replace(path)
 
 
-def _find_checkpoint(run_dir: Path) -> Path | None:
+def load_resume_state(run_dir: Path, map_location) -> tuple[dict | None, Path | None, list]:
+    """(state, path, unreadable) of the checkpoint to resume from: `checkpoint.pt`, else — when it is
+    missing or unreadable (a truncated copy, a damaged disk) — `checkpoint.prev.pt`. `unreadable`
+    lists (path, reason) of the files that could not be read; both unreadable raises CheckpointError."""
+    unreadable = []
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    return None
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        try:
+            return safe_load(path, map_location=map_location), path, unreadable
+        except CheckpointError as e:
+            unreadable.append((path, str(e)))
+    if unreadable:
+        raise CheckpointError(f"{run_dir}: no readable checkpoint to resume from: "
+                              + "; ".join(reason for _, reason in unreadable))
+    return None, None, unreadable
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:
@@ -165,7 +181,8 @@ def embedding_rank(z: torch.Tensor) -> torch.Tensor:
 
 def forward_loss(model, batch: dict, transform, cfg: Config, autocast, generator, channels_last: bool):
     """Augment on the device, run v1, v2, a1, a2 through the model, return (total, terms, out)."""
-    video, audio = transform(batch["video"], batch["audio"], batch.get("share"), generator=generator)
+    video, audio = transform(batch["video"], batch["audio"], batch.get("share"), generator=generator,
+                             frame_hw=batch.get("frame_hw"))   # crop in the source frame's geometry
     v1, v2, a1, a2 = video[:, 0], video[:, 1], audio[:, 0], audio[:, 1]
     if channels_last:
         v1 = v1.contiguous(memory_format=torch.channels_last_3d)
@@ -181,25 +198,68 @@ def forward_loss(model, batch: dict, transform, cfg: Config, autocast, generator
 def train(cfg: Config | str, overrides: list[str] | None = None) -> dict:
     """Pretrain CrissCross as `cfg` says; resume from `<run_dir>/checkpoint.pt` if present.
 
-    Returns a summary dict: run_dir, step, epoch, last logged losses, exported weight paths.
+    Before any work: every config value is range-checked, the run directory is locked for this run
+    (runlock.py; a second run there is refused naming the holder), and a resume is checked against
+    the checkpoint's config (resume_guard.py). Returns a summary dict: run_dir, step, epoch, last
+    logged losses, exported weight paths, rows used / dropped, skipped items.
     """
     cfg = load_config(cfg, overrides)
     _check_data(cfg)
+    _check_device(cfg)
     _check_amp(cfg)
     info = D.setup(cfg.train.device)
     run_dir = Path(cfg.train.run_dir)
+    lock = None
     try:
-        summary = _train(cfg, info, run_dir)
+        _cpu_threads(cfg, info)
+        data = _data(cfg, info)          # every row checked and counted; a batch larger than the data refused
+        lock = _lock_run_dir(run_dir, info)
+        summary = _train(cfg, info, run_dir, *data)
         D.finish()
         return summary
     except BaseException as exc:
-        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):  # SystemExit: requeue/preemption
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / f"error{'' if info.is_main else f'.rank{info.rank}'}.txt").write_text(
-                traceback.format_exc())
+        quiet = (KeyboardInterrupt, SystemExit, ResumeConfigError)  # SystemExit: requeue/preemption
+        if lock is not None and not isinstance(exc, quiet):          # only a run that owns the directory
+            _write_error_file(run_dir, info)
         raise
     finally:
+        if lock is not None:
+            lock.release()
         D.teardown()
+
+
+def _check_device(cfg: Config) -> None:
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'train.device' is 'cuda' but no CUDA device is visible here; use "
+                          "train.device=cpu (or auto)")
+
+
+def _lock_run_dir(run_dir: Path, info: D.DistInfo):
+    """Rank 0 locks the run directory; every rank learns the outcome, so all go on or all stop."""
+    lock, err = None, None
+    if info.is_main:
+        try:
+            lock = RunLock(run_dir).acquire()
+        except RunLockedError as e:
+            err = e
+    ok = D.all_reduce_sum(torch.tensor(float(lock is not None), device=info.device), info)
+    if err is not None:
+        raise err
+    if float(ok) < 1:
+        raise RunLockedError(f"rank 0 could not lock {run_dir} (another run holds it; see rank 0's error)")
+    if lock is not None and lock.took_over:
+        print(f"[crisscross] took over the lock of {run_dir} left by a run that is gone "
+              f"({describe_lock(lock.took_over)})", flush=True)
+    return lock
+
+
+def _write_error_file(run_dir: Path, info: D.DistInfo) -> None:
+    """error.txt (error.rank<k>.txt) with the traceback; best effort (the disk may be full)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"error{'' if info.is_main else f'.rank{info.rank}'}.txt").write_text(traceback.format_exc())
+    except OSError:
+        pass
 
 
 def _cpu_threads(cfg: Config, info: D.DistInfo) -> None:
@@ -216,20 +276,58 @@ def _cpu_threads(cfg: Config, info: D.DistInfo) -> None:
     torch.set_num_threads(n)
 
 
-def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _cpu_threads(cfg, info)
-    if info.is_main:
-        save_config(cfg, run_dir / "config.yaml")
-    _seed_everything(cfg.train.seed)
+def _start_records(run_dir: Path, cfg: Config, step: int, changes: list, fingerprint: dict, dataset,
+                   unreadable: list, ckpt_path) -> None:
+    """What the main rank writes when a run (re)starts, once the resume is known to be safe: the
+    config and its history, the data report, a note about unreadable checkpoints, trimmed metrics."""
+    for path, reason in unreadable:          # keep the damaged file for inspection, out of the way
+        keep = path.with_name(f"{path.stem}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}.pt")
+        os.replace(path, keep)
+        print(f"[crisscross] {path.name} is unreadable ({reason.split(': ', 1)[-1]}); moved to {keep.name}; "
+              f"resuming from {ckpt_path.name if ckpt_path else 'scratch'}", flush=True)
+    save_config(cfg, run_dir / "config.yaml")
+    record_start(run_dir, cfg, step, changes, fingerprint)
+    for c in changes:
+        print(f"[crisscross] config change on resume ({c['kind']}{', accepted by train.accept_config_changes' if c['kind'] == 'forcible' else ''}): "
+              f"{c['key']}: {c['old']!r} -> {c['new']!r}", flush=True)
+    _trim_metrics(run_dir / "metrics.jsonl", step)   # records after the resumed step will be redone
+    for orphan in run_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a write
+        orphan.unlink(missing_ok=True)
+    report = dataset.data_report()
+    atomic_write_text(run_dir / "data_report.json", json.dumps(report, indent=1))
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "data", "step": step, "rows_in_manifest": report["rows_in_manifest"],
+                            "rows_in_split": report["rows_in_split"], "rows_used": report["rows_used"],
+                            "rows_dropped": report["dropped_counts"], "time": time.time()}) + "\n")
+    print(f"[crisscross] data: {describe_drops(report)}"
+          + (f"; the full list: {run_dir / 'data_report.json'}" if report["dropped_counts"] else ""), flush=True)
 
-    # data: decode-only workers; augmentation happens on the training device
+
+def _data(cfg: Config, info: D.DistInfo) -> tuple:
+    """(dataset, sampler): decode-only workers; augmentation happens on the training device. Every row
+    that will not train is counted and named here, before anything is written."""
     dataset = PretrainDataset(cfg.data.manifest, cfg.data, seed=cfg.train.seed)
     sampler = GlobalBatchSampler(len(dataset), cfg.optim.batch_size, info.rank, info.world_size,
                                  cfg.train.seed)
+    return dataset, sampler
+
+
+def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDataset,
+           sampler: GlobalBatchSampler) -> dict:
+    _seed_everything(cfg.train.seed)
+    fingerprint = dataset.fingerprint()
     steps_per_epoch = sampler.batches_per_epoch
     total_steps = cfg.optim.epochs * steps_per_epoch
     stop_step = min(total_steps, cfg.optim.max_steps) if cfg.optim.max_steps > 0 else total_steps
+
+    # resume, unconditionally — but only into the run the checkpoint holds (resume_guard.py)
+    state, ckpt_path, unreadable = load_resume_state(run_dir, info.device)
+    changes = check_resume(cfg, state, run_dir, fingerprint) if state is not None else []
+    D.barrier(info)          # every rank has read the checkpoint before rank 0 writes anything
+    step = state["step"] if state is not None else 0
+    if info.is_main:         # from here on the run directory is written
+        _start_records(run_dir, cfg, step, changes, fingerprint, dataset, unreadable, ckpt_path)
+
     transform = TrainTransform(cfg.aug, cfg.data.audio_rate).to(info.device)
 
     # model: same init on every rank (seeded), BN synchronised across ranks when asked
@@ -250,29 +348,24 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
     schedule = LRSchedule(cfg.optim, steps_per_epoch, total_steps)
     autocast, scaler = _amp(cfg, info.device)
 
-    # resume, unconditionally
-    step, n_failed_total = 0, 0
-    ckpt_path = _find_checkpoint(run_dir)
-    if ckpt_path is not None:
-        state = safe_load(ckpt_path, map_location=info.device)
+    n_failed_total = 0
+    if state is not None:
         core.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        step, n_failed_total = state["step"], state.get("n_failed_total", 0)
+        n_failed_total = state.get("n_failed_total", 0)
         restore_rng(state["rng"])
         if info.is_main:
             print(f"[crisscross] resumed from {ckpt_path} at step {step}", flush=True)
-    if info.is_main:  # records after the resumed step (or all, on a fresh start) will be redone
-        _trim_metrics(run_dir / "metrics.jsonl", step)
-        for orphan in run_dir.glob(".checkpoint.pt.*.tmp"):  # left by a kill during a write
-            orphan.unlink(missing_ok=True)
+        del state
 
     def checkpoint_state() -> dict:
         return {"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "step": step,
                 "epoch": step // steps_per_epoch, "n_failed_total": n_failed_total,
-                "config": to_dict(cfg), "rng": rng_state(), "world_size": info.world_size}
+                "config": to_dict(cfg), "rng": rng_state(), "world_size": info.world_size,
+                "data_fingerprint": fingerprint}
 
     def save_if_finite() -> None:  # one place where the main rank writes checkpoint.pt
         _stop_if_not_finite(bool(finite), step, run_dir)
@@ -364,13 +457,15 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path) -> dict:
             writer.close()
 
     exported = {}
-    if info.is_main and cfg.train.export_at_end and step >= stop_step:
+    if info.is_main and cfg.train.export_at_end and step >= stop_step and step > 0:  # never untrained weights
         for modality, backbone in (("vid", core.video_backbone), ("aud", core.audio_backbone)):
             path = run_dir / f"{modality}_crisscross_{cfg.name}.pth.tar"
             export_backbone(backbone, path)
             exported[modality] = str(path)
+    report = dataset.data_report()
     return {"run_dir": str(run_dir), "step": step, "epoch": step / steps_per_epoch,
-            "last": last, "exported": exported, "skipped_items": n_failed_total}
+            "last": last, "exported": exported, "skipped_items": n_failed_total,
+            "rows_used": report["rows_used"], "rows_dropped": report["dropped_counts"]}
 
 
 # ----------------------------------------------------------------------------- observability

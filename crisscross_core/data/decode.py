@@ -72,8 +72,24 @@ def _stream_times(stream, container) -> tuple[float, float]:
     return start, max(dur, 0.0)
 
 
+def _measured_ends(container, streams) -> dict:
+    """{stream index: end time (s)} from the packets' timestamps (demux only, no decoding), for streams
+    whose headers carry no duration: Matroska/WebM often give only the container's, which can be
+    longer than a stream that ends early (audio ending before the video)."""
+    ends: dict = {}
+    for packet in container.demux(list(streams)):
+        if packet.pts is None or packet.time_base is None:
+            continue
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        ends[packet.stream.index] = max(ends.get(packet.stream.index, 0.0), end)
+    return ends
+
+
 def probe(path: str | Path) -> MediaInfo:
-    """Read stream headers (no full decode). Raises DecodeError naming the file if unreadable."""
+    """Read stream headers (no full decode). Raises DecodeError naming the file if unreadable.
+
+    A stream without a header duration is measured from its packets (demux, no decode), so a
+    stream shorter than the container is not recorded as the container's length."""
     path = str(path)
     try:
         size = Path(path).stat().st_size
@@ -101,6 +117,14 @@ def probe(path: str | Path) -> MediaInfo:
                                           if hasattr(as_.codec_context, "channels")
                                           else len(as_.codec_context.layout.channels))
                 info.audio_codec = as_.codec_context.name
+            unknown = [st for st in (vs, as_) if st is not None and st.duration is None]
+            if unknown:
+                ends = _measured_ends(c, unknown)
+                if vs in unknown and vs.index in ends:
+                    info.video_duration = max(0.0, ends[vs.index] - info.video_start)
+                    info.num_frames = int(vs.frames or round(info.video_duration * info.fps))
+                if as_ in unknown and as_.index in ends:
+                    info.audio_duration = max(0.0, ends[as_.index] - info.audio_start)
             if not info.duration:
                 info.duration = max(info.video_start + info.video_duration,
                                     info.audio_start + info.audio_duration)
@@ -124,6 +148,22 @@ def resize_dims(h: int, w: int, short_side: Optional[int], size: Optional[tuple]
     if size:
         nh, nw = max(nh, size[0]), max(nw, size[1])
     return nh, nw
+
+
+FRAME_MODES = ("full", "centre_crop")
+
+
+def frame_dims(h: int, w: int, short_side: Optional[int], size: Optional[tuple],
+               frame_mode: str = "centre_crop") -> tuple:
+    """((resize h, w), centre-crop size or None) for a source frame of h×w.
+
+    "centre_crop": short side -> `short_side` (grown to cover `size`), then a centre crop to `size`.
+    "full": the whole frame resized onto the `size` canvas (aspect ratio not kept; the caller keeps
+    the source size to undo it), or by `short_side` with its aspect ratio when `size` is None.
+    """
+    if frame_mode == "full":
+        return (tuple(int(v) for v in size) if size else resize_dims(h, w, short_side, None)), None
+    return resize_dims(h, w, short_side, size), size
 
 
 def _centre_crop(a: np.ndarray, size: Optional[tuple]) -> np.ndarray:
@@ -154,11 +194,15 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
                    audio_windows: Sequence[Window] = (), fps: float = 16,
                    short_side: Optional[int] = None, size: Optional[tuple] = None,
                    audio_rate: int = 16000, short_clip: str = "pad", no_audio: str = "skip",
-                   gap_s: float = 1.0, threads: int = 1):
+                   gap_s: float = 1.0, threads: int = 1, frame_mode: str = "centre_crop",
+                   info: Optional[dict] = None):
     """Decode video and audio windows from one container open.
 
     Returns (frames, waves): frames[i] uint8 [T_i, H, W, 3] with T_i = floor(dur*fps), H,W = `size`
     (or the resized frame); waves[i] float32 [round(dur*audio_rate)] in [-1, 1].
+    frame_mode: "centre_crop" resizes the short side to `short_side` and centre-crops `size`;
+    "full" resizes the whole frame onto `size` (`frame_dims`). `info` (a dict), if given, receives
+    "frame_hw": the decoded source frame's (height, width) in pixels.
     short_clip: "pad" repeats the last frame / zero-pads audio past the stream end, "skip" raises
     ShortClipError. no_audio: "skip" raises NoAudioError, "silence" returns zeros.
     gap_s: windows of one modality closer than this are read from one seek.
@@ -167,6 +211,8 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
     path = str(path)
     if short_clip not in ("pad", "skip") or no_audio not in ("skip", "silence"):
         raise ValueError(f"short_clip={short_clip!r} (pad|skip), no_audio={no_audio!r} (skip|silence)")
+    if frame_mode not in FRAME_MODES:
+        raise ValueError(f"frame_mode={frame_mode!r}; expected one of {FRAME_MODES}")
     vwins = [(float(s), float(d)) for s, d in video_windows]
     awins = [(float(s), float(d)) for s, d in audio_windows]
     try:
@@ -193,11 +239,11 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
         if vs is not None:
             for lo, hi in _clusters([(t, t + 1e-3) for t in all_t], gap_s):
                 _read_span(container, vs, None, lo, hi, all_t, picked, audio_chunks, short_side,
-                           size, audio_rate)
+                           size, audio_rate, frame_mode, info)
         if as_ is not None:
             for lo, hi in _clusters([(s, s + d) for s, d in awins], gap_s):
                 _read_span(container, None, as_, lo, hi, all_t, picked, audio_chunks, short_side,
-                           size, audio_rate)
+                           size, audio_rate, frame_mode, info)
         frames = [_assemble_video(path, t, picked, short_clip) for t in targets]
         waves = [_assemble_audio(path, w, audio_chunks, audio_rate, short_clip, as_ is not None)
                  for w in awins]
@@ -210,7 +256,8 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
         container.close()
 
 
-def _read_span(container, vs, as_, lo, hi, all_t, picked, audio_chunks, short_side, size, rate):
+def _read_span(container, vs, as_, lo, hi, all_t, picked, audio_chunks, short_side, size, rate,
+               frame_mode="centre_crop", info=None):
     """One seek to `lo`, then demux until the stream(s) given pass `hi`."""
     want_t = all_t[(all_t >= lo - 1e-9) & (all_t <= hi)] if vs is not None else np.zeros(0)
     seek_stream = vs if vs is not None else as_
@@ -245,7 +292,9 @@ def _read_span(container, vs, as_, lo, hi, all_t, picked, audio_chunks, short_si
             if is_v:
                 t = frame.time
                 if dims is None:
-                    dims = (resize_dims(frame.height, frame.width, short_side, size), size)
+                    dims = frame_dims(frame.height, frame.width, short_side, size, frame_mode)
+                    if info is not None:
+                        info.setdefault("frame_hw", (frame.height, frame.width))
                 while ti < len(want_t) and t > want_t[ti] + 1e-6:
                     if want_t[ti] not in picked:
                         if prev_rgb is None:
@@ -304,7 +353,7 @@ def _reformatter():
 
 
 def _to_rgb(frame, dims) -> np.ndarray:
-    """uint8 [H, W, 3]: swscale resize (bilinear) to dims[0], then centre crop to dims[1]."""
+    """uint8 [H, W, 3]: swscale resize (bilinear) to dims[0], then centre crop to dims[1] (if any)."""
     (h, w), size = dims
     a = _reformatter().reformat(frame, format="rgb24", width=w, height=h,
                               interpolation="BILINEAR").to_ndarray()

@@ -114,7 +114,13 @@ def write_manifest(rows: Iterable[Row], path: str | Path, meta: Optional[dict] =
     for r in rows:
         w.writerow([_fmt(getattr(r, c)) for c in COLUMNS])
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
+    try:
+        data = buf.getvalue().encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = buf.getvalue()[max(0, e.start - 40):e.end + 20]
+        raise ManifestError(f"{path}: a file name is not valid UTF-8 near {bad!r}; rename the file "
+                            "(build_manifest leaves such files out and counts them)") from None
+    tmp.write_bytes(data)
     tmp.replace(path)
     return path
 
@@ -134,46 +140,86 @@ def _parse(col: str, raw: str):
     return raw
 
 
+def _decode_text(path: Path) -> str:
+    """The manifest as text; a byte that is not UTF-8 is a ManifestError naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ManifestError(f"{path}: line {line}: byte {data[e.start:e.start + 1]!r} is not UTF-8 (the "
+                            "manifest must be UTF-8; re-save it, or rebuild it with `crisscross manifest "
+                            "build`)") from None
+
+
+def _resolve_root(path: Path, meta: dict, root) -> Path:
+    """Root: the argument, else the metadata `root` (relative to the manifest), else the manifest's
+    folder. A metadata root that does not exist is an error (never a silent fallback)."""
+    if root is not None:
+        root = Path(root)
+        if not root.is_dir():
+            raise ManifestError(f"{path}: media root {root} (given) is not a directory")
+        return root
+    mroot = meta.get("root")
+    if not mroot:
+        return path.parent
+    mpath = Path(mroot) if Path(mroot).is_absolute() else path.parent / mroot
+    if not mpath.is_dir():
+        raise ManifestError(f"{path}: its metadata line '# root: {mroot}' names {mpath}, which is not a "
+                            "directory; fix that line, or pass the media root (data.root=..., --root ...)")
+    return mpath
+
+
 def read_manifest(path: str | Path, root: str | Path | None = None, check_files: bool = True,
                   on_error: str = "raise") -> Manifest:
     """Read and validate a manifest.
 
-    Malformed rows and missing files are collected as "line N: reason"; on_error="raise" raises a
-    ManifestError listing them (first 20), "warn" drops those rows and warns.
-    Root: argument, else metadata `root` (if it exists), else the manifest's directory.
+    Malformed rows and missing files are collected as "line N: reason" in `Manifest.problems`;
+    on_error="raise" raises a ManifestError listing them (first 20), "warn" drops those rows and warns,
+    "collect" drops them silently (the caller reports them).
+    Root: argument, else metadata `root` (relative to the manifest), else the manifest's directory.
+    File names may hold any character CSV can quote (commas, quotes, newlines).
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].startswith("# crisscross-manifest v"):
-        raise ManifestError(f"{path}: line 1 must be '{MAGIC}' (got {lines[0][:60]!r} )"
-                            if lines else f"{path}: empty file")
-    version = lines[0].split("v")[-1].strip()
+    text = _decode_text(path)
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if not first.startswith("# crisscross-manifest v"):
+        raise ManifestError(f"{path}: line 1 must be '{MAGIC}' (got {first[:60]!r})" if text
+                            else f"{path}: empty file")
+    version = first.split("v")[-1].strip()
     if version != str(VERSION):
         raise ManifestError(f"{path}: manifest version {version!r} is not supported (expected {VERSION})")
-    meta, i = {}, 1
-    while i < len(lines) and lines[i].startswith("#"):
-        k, _, v = lines[i][1:].partition(":")
+    meta, pos, line_no = {}, len(first) + 1, 2
+    while pos < len(text) and text.startswith("#", pos):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        k, _, v = text[pos + 1:end].rstrip("\r").partition(":")
         meta[k.strip()] = v.strip()
-        i += 1
-    if i >= len(lines):
-        raise ManifestError(f"{path}: no CSV header after the metadata lines")
-    header_line = i + 1
-    reader = csv.reader(lines[i:])
-    header = next(reader)
+        pos, line_no = end + 1, line_no + 1
+    reader = csv.reader(io.StringIO(text[pos:], newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ManifestError(f"{path}: no CSV header after the metadata lines") from None
+    header_line = line_no
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in REQUIRED if c not in header]
     if unknown or missing:
         raise ManifestError(f"{path}: line {header_line}: unknown columns {unknown}, missing {missing}; "
                             f"valid columns: {COLUMNS}")
-    if root is None:
-        mroot = meta.get("root")
-        mroot = (path.parent / mroot) if mroot and not Path(mroot).is_absolute() else mroot
-        root = Path(mroot) if mroot and Path(mroot).is_dir() else path.parent
-    root = Path(root)
+    root = _resolve_root(path, meta, root)
     rows, problems = [], []
-    for n, rec in enumerate(reader, start=header_line + 1):
+    while True:
+        n = header_line + reader.line_num     # the line this record starts on
+        try:
+            rec = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            problems.append(f"line {n}: {e}")
+            continue
         if not rec or all(not x.strip() for x in rec):
             continue
         if len(rec) != len(header):
@@ -191,7 +237,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None, check_files:
             problems.append(f"line {n}: file not found: {root / r.path}")
             continue
         rows.append(r)
-    if problems:
+    if problems and on_error != "collect":
         msg = f"{path}: {len(problems)} bad rows:\n  " + "\n  ".join(problems[:20]) + \
               ("\n  ..." if len(problems) > 20 else "")
         if on_error == "raise":
@@ -245,7 +291,7 @@ def build_manifest(entries: Sequence[Entry], root: str | Path, workers: int = 4,
     """
     from tqdm.auto import tqdm
     root = str(root)
-    entries = list(entries)
+    entries, unnamed = split_unencodable(entries)
     pool_cls = ThreadPoolExecutor if use_threads or workers <= 1 else ProcessPoolExecutor
     results = []
     if workers <= 1:
@@ -261,7 +307,25 @@ def build_manifest(entries: Sequence[Entry], root: str | Path, workers: int = 4,
             unreadable.append({"path": entry.path, "reason": err})
         else:
             rows.append(row_from_info(entry, info))
-    return rows, health_summary(rows, unreadable, min_duration)
+    health = health_summary(rows, unreadable, min_duration)
+    health["files"] += len(unnamed)
+    health["bad_names"] = len(unnamed)
+    health["bad_name_files"] = unnamed[:50]
+    return rows, health
+
+
+def split_unencodable(entries: Sequence[Entry]) -> tuple[list, list]:
+    """(entries whose path is valid UTF-8, repr of the others). A name that is not UTF-8 (Latin-1 bytes
+    on a Linux filesystem) cannot be written into a UTF-8 manifest and read back unchanged, so such
+    files are left out before any probing and counted."""
+    good, bad = [], []
+    for e in entries:
+        try:
+            e.path.encode("utf-8")
+            good.append(e)
+        except UnicodeEncodeError:
+            bad.append(ascii(e.path))
+    return good, bad
 
 
 def health_summary(rows: Sequence[Row], unreadable: Sequence[dict] = (), min_duration: float = 1.1,
