@@ -6,7 +6,8 @@
 Figures: model-only (random inputs, full-size backbones: AudioResNet-18 conv5x SVM features on 2 s
 log-mel 1×80×201; R(2+1)D-18 pooled features on 8×112×112), and end to end through `extract_features`
 (decode + front end + model) on the shared ESC-10 recordings (10 dense 2 s windows each) and the shared
-video clips (2 windows each), when ../shared/data is present.
+video clips (2 windows each), and `crisscross embed` of those clips (paper-size random model, both
+modalities, h/z/p), when ../shared/data is present.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def end_to_end(device, batch, n_audio, n_video):
     esc = SHARED / "esc10" / "esc10.csv"
     if esc.is_file():
         items = load_items(esc)[0][:n_audio]
-        enc, _ = load_encoder(None, "audio")
+        enc, _ = load_encoder("random", "audio")
         t = time.perf_counter()
         f = extract_features(AudioFeatures(enc), items, "audio", windows=10, pad_to=5.0, batch_size=batch,
                              device=device, progress=False)
@@ -67,15 +68,33 @@ def end_to_end(device, batch, n_audio, n_video):
     clips = SHARED / "clips" / "manifest.csv"
     if clips.is_file():
         items = load_items(clips)[0][:n_video]
-        enc, _ = load_encoder(None, "video")
+        enc, _ = load_encoder("random", "video")
         t = time.perf_counter()
-        f = extract_features(VideoFeatures(enc), items, "video", windows=2, video=VideoSettings(frames=8, crop_size=112), batch_size=batch,
-                             device=device, progress=False)
+        f = extract_features(VideoFeatures(enc), items, "video", windows=2,
+                             video=VideoSettings(frames=8, crop_size=112), batch_size=batch, device=device,
+                             progress=False)
         _sync(device)
         dt = time.perf_counter() - t
         emit(bench="features", metric="clips_video_pool_end_to_end", value=round(len(f.x) / dt, 2),
              unit="clips/s", device=device, videos=len(items), windows_per_video=2, frames=8, crop=112,
              threads=torch.get_num_threads())
+        embed_end_to_end(device, batch, [it.path for it in items])
+
+
+def embed_end_to_end(device, batch, files):
+    """`crisscross embed` on the shared clips: paper-size random model (video + audio; h, z, p), 2 windows."""
+    import tempfile
+    from crisscross_core.evaluate.embed import embed
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        out = embed(files, "random", Path(d) / "e", windows=2, per_window=True, batch_size=batch, device=device,
+                    progress=False)
+        _sync(device)
+        dt = time.perf_counter() - t
+        meta = json.loads((out / "embeddings.json").read_text())
+    emit(bench="features", metric="embed_clips_end_to_end", value=round(len(files) / dt, 2), unit="items/s",
+         device=device, items=len(files), windows_per_item=2, spaces="h,z,p", modalities="video,audio",
+         done={m: c["done"] for m, c in meta["counts"].items()}, threads=torch.get_num_threads())
 
 
 def main():

@@ -18,7 +18,8 @@ ESC10 = SHARED / "esc10"
 needs_clips = pytest.mark.skipif(not (CLIPS / "manifest.csv").is_file(), reason="../shared/data/clips absent")
 needs_esc = pytest.mark.skipif(not (ESC10 / "esc10.csv").is_file(), reason="../shared/data/esc10 absent")
 TINY = dict(weights="random", config="tiny_cpu", progress=False)
-NO_AUDIO = {"hmdb51__RATRACE_wave_f_nm_np1_fr_goo_37.avi", "hmdb51__SchoolRulesHowTheyHelpUs_wave_f_nm_np1_ba_med_0.avi",
+NO_AUDIO = {"hmdb51__RATRACE_wave_f_nm_np1_fr_goo_37.avi",
+            "hmdb51__SchoolRulesHowTheyHelpUs_wave_f_nm_np1_ba_med_0.avi",
             "hmdb51__TrumanShow_wave_f_nm_np1_fr_med_26.avi", "kinetics400__mmaction2_demo.mp4",
             "ucf101__v_SoccerJuggling_g23_c01.avi", "ucf101__v_SoccerJuggling_g24_c01.avi"}
 
@@ -111,10 +112,13 @@ def _bad_folder(tmp_path):
     data = (CLIPS / "vas__drum__video_02480.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(data[:len(data) // 8])
     (d / "garbage.mp4").write_bytes(b"not a video at all" * 100)
+    if (ESC10 / "audio").is_dir():
+        shutil.copy(sorted((ESC10 / "audio").glob("*.flac"))[0], d / "sound.flac")
     return d
 
 
 @needs_clips
+@needs_esc
 def test_bad_files_are_skipped_counted_and_named_or_fail(tmp_path):
     from crisscross_core.data.decode import DecodeError
     src = _bad_folder(tmp_path)
@@ -123,8 +127,10 @@ def test_bad_files_are_skipped_counted_and_named_or_fail(tmp_path):
     failed = {(f["path"].split("/")[-1], f["modality"]) for f in meta["failed"]}
     assert failed == {(n, m) for n in ("truncated.mp4", "garbage.mp4") for m in ("video", "audio")}
     assert all(f["reason"] for f in meta["failed"])
-    assert meta["counts"]["video"]["done"] == 2 and meta["counts"]["audio"] == {"done": 1, "failed": 2,
-                                                                                 "no_stream": 1, "pending": 0}
+    assert meta["counts"]["video"] == {"done": 2, "failed": 2, "no_stream": 1, "pending": 0}
+    assert meta["counts"]["audio"] == {"done": 2, "failed": 2, "no_stream": 1, "pending": 0}
+    no_stream = {(f["path"].split("/")[-1], f["modality"]) for f in meta["no_stream"]}
+    assert no_stream == {("no_audio.avi", "audio"), ("sound.flac", "video")}    # the other modality is kept
     assert meta["source"]["labels"] == "none"                       # flat folder: no labels invented
     with pytest.raises(DecodeError, match="garbage.mp4|truncated.mp4"):
         embed(src, out=tmp_path / "e2", windows=1, on_error="fail", **TINY)

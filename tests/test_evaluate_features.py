@@ -134,20 +134,18 @@ def test_random_encoder_is_one_seeded_network():
     assert ia["random"] is True and ia["seed"] == 5 and ia["weights"] is None
 
 
-def test_cache_key_separates_architectures_weights_and_augmentation(tmp_path):
-    """Two networks never share a cache entry, even under the same tag and settings."""
-    from crisscross_core.evaluate.media import Item
+@needs_esc
+def test_cache_key_separates_architectures_weights_and_pooling(tmp_path):
+    """Two networks never share a cache entry, even under the same tag and settings (ESC-10 recordings)."""
     from crisscross_core.models.audio import AudioResNet
-    wav = tmp_path / "tone.wav"
-    _write_wav(wav, seconds=2.0)
-    items = [Item(str(wav), 0, "a", "", "", 2.0, 0)]
+    items = load_items(ESC10)[0][:2]
     kw = dict(windows=2, audio=fx.AudioSettings(clip_duration=1.0), progress=False, cache_dir=tmp_path,
               cache_tag={"weights": "random"})
     torch.manual_seed(0)
     narrow, wide = AudioResNet(width=0.25).eval(), AudioResNet(width=0.5).eval()
     f1 = fx.extract_features(fx.AudioFeatures(narrow, "pool"), items, "audio", **kw)
     f2 = fx.extract_features(fx.AudioFeatures(wide, "pool"), items, "audio", **kw)
-    assert f1.x.shape[1] == 128 and f2.x.shape[1] == 256               # not the width-0.25 entry again
+    assert f1.x.shape == (4, 128) and f2.x.shape == (4, 256)          # not the width-0.25 entry again
     other = AudioResNet(width=0.25).eval()                             # same architecture, other weights
     f3 = fx.extract_features(fx.AudioFeatures(other, "pool"), items, "audio", **kw)
     assert not np.allclose(f1.x, f3.x)

@@ -1,4 +1,4 @@
-"""Dataset builders: find the files of a standard layout (spec §8) and return manifest Entries.
+"""Dataset builders: find the files of a standard layout and return manifest Entries.
 
 Each builder is `f(root, **options) -> list[Entry]` (paths relative to `root`); probing and writing
 are done by manifest.build_manifest / write_manifest (or `crisscross manifest build`).
@@ -114,7 +114,7 @@ def kinetics_sound_classes(path=KS_CLASSES) -> list[str]:
 
 def kinetics_sound(root, split: str = "", list_file: Optional[str] = None,
                    classes_file: Optional[str] = None) -> list[Entry]:
-    """Kinetics-Sound = Kinetics-400 filtered to the 32 classes of data_manifests/ (spec §8.1)."""
+    """Kinetics-Sound = Kinetics-400 filtered to the 32 classes of data_manifests/."""
     return kinetics400(root, split, list_file, classes=kinetics_sound_classes(classes_file or KS_CLASSES))
 
 

@@ -22,7 +22,7 @@ def _add_manifest(p: argparse.ArgumentParser) -> None:
     from .builders import BUILDERS
     sub = p.add_subparsers(dest="manifest_cmd", required=True)
     b = sub.add_parser("build", help="probe a dataset and write a manifest CSV")
-    b.add_argument("dataset", choices=sorted(BUILDERS), help="layout of <root> (spec §8)")
+    b.add_argument("dataset", choices=sorted(BUILDERS), help="layout of <root>")
     b.add_argument("root", help="dataset root directory")
     b.add_argument("-o", "--output", required=True, help="manifest CSV to write")
     b.add_argument("--split", default="", help="kinetics*: split folder (train/val); folder: split tag")

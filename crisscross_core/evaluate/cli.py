@@ -125,7 +125,7 @@ def _add_protocol(sub, name: str) -> None:
                        help="when the held-out C is at an edge of the grid, try up to N more values (×10)")
         s.add_argument("--solver", default="torch", choices=("torch", "liblinear"),
                        help="torch: batched squared-hinge Newton solver (CPU/GPU); liblinear: sklearn LinearSVC")
-        s.add_argument("--tol", type=float, default=1e-3, help="torch solver tolerance (relative gradient norm)")
+        s.add_argument("--tol", type=float, default=1e-4, help="torch solver tolerance (relative gradient norm)")
         s.add_argument("--max-iter", type=int, default=1000, help="liblinear: LinearSVC max_iter (release 1000)")
         s.add_argument("--no-test-sweep", action="store_true",
                        help="fit only the selected C on all training folds (no best-C-on-test report; faster)")

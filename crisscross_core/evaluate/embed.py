@@ -370,16 +370,24 @@ class _Source(torch.utils.data.Dataset):
         vw = [(w["video"], self.v.duration) for w in plan] if "video" in self.mods else []
         aw = [(w["audio"], self.a.clip_duration) for w in plan] if "audio" in self.mods else []
         out, state = {}, {}
+
+        def decode(vw, aw):
+            if not vw and not aw:
+                return [], []
+            return decode_windows(path, vw, aw, fps=self.v.fps, short_side=s, size=(s, s), audio_rate=self.a.rate)
         try:
             try:
-                frames, waves = decode_windows(path, vw, aw, fps=self.v.fps, short_side=s, size=(s, s),
-                                               audio_rate=self.a.rate)
-            except NoAudioError as e:
+                frames, waves = decode(vw, aw)
+            except NoAudioError:                          # a video without sound: keep its video
                 state["audio"] = (NO_STREAM, "no audio stream")
-                frames, waves = decode_windows(path, vw, [], fps=self.v.fps, short_side=s, size=(s, s)) \
-                    if vw else ([], [])
-                if not vw:
-                    raise e
+                aw = []
+                frames, waves = decode(vw, aw)
+            except DecodeError as e:                      # a sound file: keep its audio
+                if not (vw and "no video stream" in str(e)):
+                    raise
+                state["video"] = (NO_STREAM, "no video stream")
+                vw = []
+                frames, waves = decode(vw, aw)
             if vw:
                 t = self.v.frames
                 clips = []
@@ -391,14 +399,11 @@ class _Source(torch.utils.data.Dataset):
                 out["video"] = np.stack(clips)
             if waves:
                 out["audio"] = np.stack(waves).astype(np.float32)
-        except NoAudioError:
-            state.setdefault("audio", (NO_STREAM, "no audio stream"))
         except MEDIA_ERRORS as e:
             msg = _reason(e, path)
-            no_video = "no video stream" in msg
             for m in self.mods:
                 if m not in out and m not in state:
-                    state[m] = (NO_STREAM, "no video stream") if (m == "video" and no_video) else (FAILED, msg)
+                    state[m] = (FAILED, msg)
         for m in self.mods:
             if m in out:
                 state[m] = (DONE, None)
@@ -486,6 +491,9 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
             raise ConfigError(f"embed: {out} holds embeddings of other inputs, weights or settings "
                               f"(made {meta.get('created')}); pass another output directory or --overwrite")
     out.mkdir(parents=True, exist_ok=True)
+    if meta is None:          # a fresh directory, or --overwrite: no stale arrays of other spaces stay behind
+        for f in [*out.glob("*_[hzp].npy"), out / "status.npy", out / "windows.npy", rows_path, meta_path]:
+            f.unlink(missing_ok=True)
     # ---- rows and windows (durations probed once; a resumed run reads both back)
     win_path = out / "windows.npy"
     if meta is not None and rows_path.is_file() and win_path.is_file():

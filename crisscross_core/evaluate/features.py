@@ -5,8 +5,8 @@
 
 Featurizers map a batch of model inputs to `[B, D]`:
 * `AudioFeatures(backbone, "conv5x")`: conv5x `[B,C,F',T']` → MaxPool2d((1,3),(1,2)) over time → flatten →
-  L2 norm of the flattened vector (spec §9.2; `legacy_norm=True`: the release's L2 norm over the last
-  (time) axis of the 4-D map, §11.D9). `"pool"`: the backbone's pooled `[B, C]` output.
+  L2 norm of the flattened vector (docs/evaluation.md; `legacy_norm=True`: the release's L2 norm over
+  the last (time) axis of the 4-D map). `"pool"`: the backbone's pooled `[B, C]` output.
 * `VideoFeatures(backbone, "pool" | "maxpool")`: pooled output, or AdaptiveMaxPool3d(1) of conv5x.
 * `LogMelStats()`: per-mel-bin mean and std over time of the log-mel, `[B, 2F]` (a no-network baseline).
 Every feature row carries `rid` (the manifest row of its recording) so protocols can prove that test
@@ -64,7 +64,7 @@ def infer_arch(state: dict, modality: str) -> tuple[int, float]:
     w = state.get("conv1.0.weight")
     if w is None:
         raise KeyError(f"state_dict has no 'conv1.0.weight' (keys start {list(state)[:3]}); "
-                       f"not a {modality} backbone in the released layout (spec §3.3)")
+                       f"not a {modality} backbone in the released layout")
     width = w.shape[0] / 64.0
     if modality == "audio":
         return 18, width
@@ -133,7 +133,7 @@ def identity(obj) -> dict:
     out: dict = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
     attrs = {}
     for k, v in sorted(vars(obj).items()) if hasattr(obj, "__dict__") else []:
-        if k.startswith("_"):
+        if k.startswith("_") or k == "training":      # features are always computed in eval mode
             continue
         if isinstance(v, (int, float, str, bool, tuple)) or v is None:
             attrs[k] = v
@@ -154,7 +154,7 @@ def identity(obj) -> dict:
 # ----------------------------------------------------------------------------- featurizers
 
 def svm_pool(conv5x: torch.Tensor, legacy_norm: bool = False) -> torch.Tensor:
-    """conv5x `[B, C, F', T']` → MaxPool2d((1,3),(1,2)) → `[B, C·F'·T'']`, L2-normalised (spec §9.2)."""
+    """conv5x `[B, C, F', T']` → MaxPool2d((1,3),(1,2)) → `[B, C·F'·T'']`, L2-normalised."""
     x = F.max_pool2d(conv5x, kernel_size=(1, 3), stride=(1, 2))
     if legacy_norm:
         return F.normalize(x, dim=-1).flatten(1)
@@ -203,7 +203,7 @@ class LogMelStats(nn.Module):
 
 @dataclass
 class AudioSettings:
-    """How audio windows are made. `clip_duration` seconds per window; spectrogram per spec §6.3."""
+    """How audio windows are made: `clip_duration` seconds per window; the kit's log-mel front end (data.audio)."""
     rate: int = 16000
     n_fft: int = 1024
     hop: int = 160
@@ -220,7 +220,7 @@ class VideoSettings:
     fps: float = 16.0
     frames: int = 8
     crop_size: int = 112
-    short_side: Optional[int] = None     # decode short side; None = crop_size / 0.875 (spec §6.2)
+    short_side: Optional[int] = None     # decode short side; None = crop_size / 0.875
 
     @property
     def duration(self) -> float:
@@ -253,7 +253,8 @@ def logmel(s: AudioSettings, device="cpu") -> nn.Module:
 
 
 def audio_train_transform(s: AudioSettings, aug_cfg=None, device="cpu") -> Callable:
-    """Training audio augmentation (VJ, masks, resize-crop, time warp on, spec §9.2): wave `[B,N]` → `[B,1,F,T]`."""
+    """Training audio augmentation as the release's SVM protocol uses it (volume jitter, masks, resize-crop,
+    time warp on): wave `[B,N]` → `[B,1,F,T]`."""
     from crisscross_core.config import AudioAugConfig
     from crisscross_core.data.audio import AudioAugment
     cfg = aug_cfg or AudioAugConfig(n_fft=s.n_fft, hop=s.hop, n_mels=s.n_mels, time_warp=True)
@@ -274,8 +275,8 @@ def dense_spec_windows(spec: torch.Tensor, n: int, frames: int) -> torch.Tensor:
 
 
 def legacy_spec_windows(spec: torch.Tensor, n: int, frames: int) -> torch.Tensor:
-    """The release's 2 s test crop (spec §11.D10): spectrogram of the first clip only (`frames` columns),
-    n windows of frames−1 columns at offsets linspace(0, 1, n) → [0,…,0,1]."""
+    """The release's 2 s test crop (a bug, kept behind a flag): spectrogram of the first clip only (`frames`
+    columns), n windows of frames−1 columns at offsets linspace(0, 1, n) → [0,…,0,1]."""
     spec = spec[..., :frames]
     starts = np.linspace(0, spec.shape[-1] - (frames - 1), n).astype(int)
     return torch.stack([spec[..., s:s + frames - 1] for s in starts])

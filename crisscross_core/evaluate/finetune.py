@@ -1,4 +1,4 @@
-"""UCF101 / HMDB51 full fine-tuning (spec §9.1).
+"""UCF101 / HMDB51 full fine-tuning (docs/evaluation.md, "Fine-tuning").
 
     hp = finetune_hparams("ucf101", "kinetics400", frames=8)         # batch, lr, gamma, milestones, dropout
     res = run_finetune(backbone, train_items, test_items, 101, FinetuneConfig(frames=8, **hp))
@@ -8,7 +8,7 @@ bias); the whole network is trained. SGD (momentum 0.9, no weight decay), MultiS
 20 epochs; every epoch visits each training video `clips_per_video` times with one random clip and the
 strong video augmentation (crop 224, no blur). Test: `test_clips` evenly spaced clips over the whole
 video, softmax averaged. Reported: last-epoch top-1 (`mean`); with `eval_each_epoch` the release's
-best-over-epochs test top-1 is reported too as `best_over_epochs_test` (test-set selection, §11.D7).
+best-over-epochs test top-1 is reported too as `best_over_epochs_test` (test-set selection, as the release reports).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ..data.manifest import ManifestError
 from .features import VideoSettings, _eval_video
 from .media import Item, dense_starts, load_video_windows, media_duration
 
-# (dataset, pretraining group, frames) → hyper-parameters, spec §9.1 (identical for folds 1–3).
+# (dataset, pretraining group, frames) → hyper-parameters of the release's configs (identical for folds 1–3).
 # Pretraining group "kinetics" covers Kinetics-Sound and Kinetics400 (their configs are identical).
 FT_TABLE = {
     ("ucf101", "kinetics", 8): dict(batch_size=64, lr=5e-4, gamma=0.3, milestones=(6, 10, 14), dropout=0.0),
@@ -41,7 +41,7 @@ NUM_CLASSES = {"ucf101": 101, "hmdb51": 51}
 
 
 def finetune_hparams(dataset: str, pretrain: str, frames: int) -> dict:
-    """Spec §9.1 hyper-parameters. pretrain: kinetics_sound | kinetics400 | kinetics | audioset."""
+    """The release's fine-tuning hyper-parameters. pretrain: kinetics_sound | kinetics400 | kinetics | audioset."""
     group = "audioset" if pretrain == "audioset" else "kinetics" if pretrain.startswith("kinetics") else None
     key = (dataset.lower(), group, int(frames))
     if key not in FT_TABLE:
@@ -69,7 +69,7 @@ class FinetuneConfig:
     amp: str = "auto"              # "auto" (bf16 on CUDA), "bf16", "none"
     num_workers: int = 0
     max_steps: int = 0             # stop after this many steps (0 = all epochs); smoke tests
-    aug: dict = field(default_factory=lambda: {"blur_p": 0.0})   # VideoAugConfig overrides (spec §9.1)
+    aug: dict = field(default_factory=lambda: {"blur_p": 0.0})   # VideoAugConfig overrides (no blur, as released)
     seed: int = 0
 
 

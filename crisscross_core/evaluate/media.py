@@ -3,8 +3,9 @@
 Rows are plain dicts. Accepted columns (first match wins):
 path: `path`, `filename`, `file`, `relpath`, `video_path`; label: `label`, `category`, `class`,
 `label_name` (or any column named by `label_column`); fold: `fold`; split: `split`; `has_audio` /
-`has_video` (0/1, True/False) mark files without that stream. Files are looked up under `root`, `root/audio`, `root/video`; a missing file whose
-stem exists with another extension (e.g. `.wav` listed, `.flac` on disk) is accepted.
+`has_video` (0/1, True/False) mark files without that stream. Files are looked up under `root`,
+`root/audio`, `root/video`; a missing file whose stem exists with another extension (e.g. `.wav` listed,
+`.flac` on disk) is accepted.
 """
 from __future__ import annotations
 
@@ -253,7 +254,7 @@ def load_video_windows(path: str, starts: Sequence[float], duration: float, fps:
         f = np.asarray(f)
         if len(f) == 0:
             raise DecodeError(f"{path}: no video frames decoded")
-        if len(f) < t:  # pad_missing (spec §9.1): repeat cyclically
+        if len(f) < t:  # pad_missing (as released): repeat cyclically
             f = f[np.arange(t) % len(f)]
         out.append(f[:t])
     h = min(x.shape[1] for x in out)

@@ -1,4 +1,4 @@
-"""Frozen-feature probes: logistic-regression linear probe and a cosine kNN probe (spec §9.5).
+"""Frozen-feature probes: logistic-regression linear probe and a cosine kNN probe (docs/evaluation.md).
 
 Both take per-item features (`Features.per_item()`: windows L2-normalised and averaged) of a train and
 a test set. The kNN probe is cheap enough to run during pretraining (numpy/torch only, no fitting).

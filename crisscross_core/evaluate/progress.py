@@ -1,7 +1,8 @@
 """Progress lines with elapsed time and ETA for the protocol steps that take more than a few seconds.
 
-    tick = Ticker("svm", total=80)          # e.g. 80 SVM fits in all
-    tick.step("fold 1/5 C=1e-3 (1/8): val acc 0.61")   # → "[svm] fold 1/5 C=1e-3 (1/8): val acc 0.61 · 3 s · 1/80 · ETA 4 min"
+    tick = Ticker("svm", total=80)                      # e.g. 80 SVM fits in all
+    tick.step("fold 1 (1/5) C=0.001: val acc 0.61")     # prints
+    # [svm] fold 1 (1/5) C=0.001: val acc 0.61 · 3.0 s · 1/80 · ETA 4 min 00 s
 
 Lines go to stderr (stdout keeps the one JSON summary line of the CLI). `enabled=False` prints nothing.
 """

@@ -43,7 +43,7 @@ class SVMConfig:
     selection: str = "heldout"          # "heldout" (C chosen on a held-out training fold), "test", "fixed"
     fixed_c: float = 1e-4               # used by selection="fixed"; esc50 readme's recommendation
     solver: str = "torch"               # "torch" (batched squared-hinge Newton) or "liblinear" (LinearSVC)
-    tol: float = 1e-3                   # torch solver: stop at ||grad|| <= tol * ||grad at w=0|| per class
+    tol: float = 1e-4                   # torch solver: stop at ||grad|| <= tol * ||grad at w=0|| per class
     max_iter: int = 1000                # liblinear: the release's LinearSVC(max_iter=1000)
     extend_grid: int = 0                # held-out C at an edge of the grid: try up to this many more C (×10)
     sweep_test: bool = True             # also fit every C on all training folds → best-C-on-test report
