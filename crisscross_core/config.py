@@ -154,6 +154,28 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Online evaluation during pretraining (online_eval.py); off while `manifest` is empty."""
+    manifest: str = ""               # held-out manifest (labels for kNN; audio + video for the rest)
+    root: str = ""                   # its media root ("" = from the manifest)
+    split: str = ""                  # its rows with this split tag ("" = all rows)
+    every: int = 0                   # steps between evaluations (0 = only at the end; always at the end)
+    max_items: int = 256             # the first N usable clips: bounds the cost
+    knn_k: int = 20                  # neighbours of the leave-one-out kNN probe
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging (tracking.py); optional, needs `pip install wandb`."""
+    enabled: bool = False
+    project: str = "crisscross"
+    entity: str = ""                 # "" = your default entity
+    mode: str = "online"             # "online", "offline" (no network; `wandb sync` later), "disabled"
+    name: str = ""                   # "" = the run directory's name
+    dir: str = ""                    # where wandb keeps its files ("" = the run directory)
+
+
+@dataclass
 class Config:
     name: str = "custom"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -162,6 +184,8 @@ class Config:
     aug: AugConfig = field(default_factory=AugConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self) -> "Config":
         """Check every value's range (config_checks.RULES); raise ConfigError naming the key."""

@@ -115,6 +115,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.cpu_threads": between(0, 1024, "0 = cores minus data workers"),
     "train.checkpoint_every": at_least(1, "steps; a checkpoint is also written at every epoch end"),
     "train.log_every": at_least(1, "steps between loss logs"),
+    "eval.every": at_least(0, "steps between online evaluations; 0 = only at the end"),
+    "eval.max_items": between(2, 100_000, "clips evaluated online"),
+    "eval.knn_k": at_least(1),
+    "wandb.mode": one_of("online", "offline", "disabled"),
 }
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import distributed as D
-from .checkpoint import CheckpointError, atomic_save, export_backbone, safe_load
+from .checkpoint import CheckpointError, atomic_save, export_backbone, export_safetensors, safe_load
 from .config import Config, ConfigError, load_config, save_config, to_dict
 from .data.datasets import PretrainDataset, describe_drops
 from .fileio import atomic_write_text
@@ -35,6 +35,9 @@ from .data.pipeline import TrainTransform
 from .loader import CudaPrefetcher, GlobalBatchSampler, build_loader
 from .losses import crisscross_loss
 from .models.crisscross import CrissCross
+from .online_eval import OnlineEvaluator, format_eval
+from .recorder import RunRecorder
+from .tracking import require_wandb
 from .optim import LRSchedule, build_optimizer
 from .runlog import read_metrics
 
@@ -52,6 +55,10 @@ def _check_data(cfg: Config) -> None:
     if not Path(cfg.data.manifest).is_file():
         raise ConfigError(f"config key 'data.manifest' points to {cfg.data.manifest!r}, "
                           "which does not exist")
+    if cfg.eval.manifest and not Path(cfg.eval.manifest).is_file():
+        raise ConfigError(f"config key 'eval.manifest' points to {cfg.eval.manifest!r}, which does not exist")
+    if cfg.wandb.enabled and cfg.wandb.mode != "disabled":
+        require_wandb(cfg)
 
 
 def _amp(cfg: Config, device: torch.device):
@@ -277,7 +284,7 @@ def _cpu_threads(cfg: Config, info: D.DistInfo) -> None:
 
 
 def _start_records(run_dir: Path, cfg: Config, step: int, changes: list, fingerprint: dict, dataset,
-                   unreadable: list, ckpt_path) -> None:
+                   unreadable: list, ckpt_path) -> dict:
     """What the main rank writes when a run (re)starts, once the resume is known to be safe: the
     config and its history, the data report, a note about unreadable checkpoints, trimmed metrics."""
     for path, reason in unreadable:          # keep the damaged file for inspection, out of the way
@@ -295,12 +302,11 @@ def _start_records(run_dir: Path, cfg: Config, step: int, changes: list, fingerp
         orphan.unlink(missing_ok=True)
     report = dataset.data_report()
     atomic_write_text(run_dir / "data_report.json", json.dumps(report, indent=1))
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"kind": "data", "step": step, "rows_in_manifest": report["rows_in_manifest"],
-                            "rows_in_split": report["rows_in_split"], "rows_used": report["rows_used"],
-                            "rows_dropped": report["dropped_counts"], "time": time.time()}) + "\n")
     print(f"[crisscross] data: {describe_drops(report)}"
           + (f"; the full list: {run_dir / 'data_report.json'}" if report["dropped_counts"] else ""), flush=True)
+    return {"kind": "data", "step": step, "rows_in_manifest": report["rows_in_manifest"],
+            "rows_in_split": report["rows_in_split"], "rows_used": report["rows_used"],
+            "rows_dropped": report["dropped_counts"], "time": time.time()}
 
 
 def _data(cfg: Config, info: D.DistInfo) -> tuple:
@@ -325,8 +331,9 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDatase
     changes = check_resume(cfg, state, run_dir, fingerprint) if state is not None else []
     D.barrier(info)          # every rank has read the checkpoint before rank 0 writes anything
     step = state["step"] if state is not None else 0
+    data_record = None
     if info.is_main:         # from here on the run directory is written
-        _start_records(run_dir, cfg, step, changes, fingerprint, dataset, unreadable, ckpt_path)
+        data_record = _start_records(run_dir, cfg, step, changes, fingerprint, dataset, unreadable, ckpt_path)
 
     transform = TrainTransform(cfg.aug, cfg.data.audio_rate).to(info.device)
 
@@ -370,11 +377,15 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDatase
     def save_if_finite() -> None:  # one place where the main rank writes checkpoint.pt
         _stop_if_not_finite(bool(finite), step, run_dir)
         save_checkpoint(run_dir, checkpoint_state())
+        recorder.checkpointed(step)
 
-    writer = _tensorboard(cfg, run_dir) if info.is_main else None
+    evaluator = OnlineEvaluator.from_config(cfg, info.device) if info.is_main else None
+    recorder = RunRecorder(run_dir, cfg, step, info.is_main)
+    if data_record is not None:
+        recorder.record(data_record)
     bar = _progress(cfg, info, stop_step, step)
-    metrics_file = open(run_dir / "metrics.jsonl", "a") if info.is_main else None
     last: dict = {}
+    completed = False
     try:
         while step < stop_step:
             epoch, start_batch = divmod(step, steps_per_epoch)
@@ -430,8 +441,13 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDatase
                            "data_wait": wait / dt, "world_size": info.world_size, "time": time.time()}
                     last = rec
                     if info.is_main:
-                        _log(rec, metrics_file, writer, bar, n_in_window)
+                        recorder.record(rec)
+                        _show(rec, bar, n_in_window)
                     sums, n_in_window, wait, t_window = None, 0, 0.0, time.perf_counter()
+                if evaluator is not None and evaluator.due(step, stop_step):
+                    erec = evaluator(core, step)          # eval mode, no_grad, no RNG: the stream is unchanged
+                    recorder.record(erec)
+                    print(f"[crisscross] {format_eval(erec)}", flush=True)
                 at_block_end = step % steps_per_epoch == 0 or step == stop_step  # saved just below
                 if step % cfg.train.checkpoint_every == 0 and not at_block_end and info.is_main:
                     save_if_finite()
@@ -443,25 +459,25 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDatase
                     health = {"kind": "epoch", "step": step, "epoch": math.ceil(step / steps_per_epoch),
                               "skipped_items": failed, "skipped_total": n_failed_total,
                               "time": time.time()}
-                    metrics_file.write(json.dumps(health) + "\n")
-                    metrics_file.flush()
+                    recorder.record(health)
                     if failed:
                         print(f"[crisscross] epoch {health['epoch']}: {failed} unreadable items "
                               "were skipped and replaced (see warnings above)", flush=True)
+        completed = True
     finally:
         if bar is not None:
             bar.close()
-        if metrics_file is not None:
-            metrics_file.close()
-        if writer is not None:
-            writer.close()
+        recorder.close(completed, step)
 
     exported = {}
     if info.is_main and cfg.train.export_at_end and step >= stop_step and step > 0:  # never untrained weights
         for modality, backbone in (("vid", core.video_backbone), ("aud", core.audio_backbone)):
-            path = run_dir / f"{modality}_crisscross_{cfg.name}.pth.tar"
+            path = run_dir / f"{modality}_crisscross_{cfg.name}.pth.tar"      # the released format
             export_backbone(backbone, path)
             exported[modality] = str(path)
+            exported[f"{modality}_safetensors"] = str(export_safetensors(   # no pickle, + architecture JSON
+                backbone, path.with_name(f"{modality}_crisscross_{cfg.name}.safetensors"),
+                "video" if modality == "vid" else "audio", {"step": step, "config_name": cfg.name}))
     report = dataset.data_report()
     return {"run_dir": str(run_dir), "step": step, "epoch": step / steps_per_epoch,
             "last": last, "exported": exported, "skipped_items": n_failed_total,
@@ -470,16 +486,6 @@ def _train(cfg: Config, info: D.DistInfo, run_dir: Path, dataset: PretrainDatase
 
 # ----------------------------------------------------------------------------- observability
 
-def _tensorboard(cfg: Config, run_dir: Path):
-    if not cfg.train.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard not installed: metrics.jsonl is the record
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
-
-
 def _progress(cfg: Config, info: D.DistInfo, total: int, initial: int):
     if not (cfg.train.progress and info.is_main):
         return None
@@ -487,13 +493,8 @@ def _progress(cfg: Config, info: D.DistInfo, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc="pretrain", unit="step", dynamic_ncols=True)
 
 
-def _log(rec: dict, metrics_file, writer, bar, n_steps: int) -> None:
-    metrics_file.write(json.dumps(rec) + "\n")
-    metrics_file.flush()
-    if writer is not None:
-        for k, v in rec.items():
-            if k not in ("kind", "step", "time") and isinstance(v, (int, float)):
-                writer.add_scalar(k, v, rec["step"])
+def _show(rec: dict, bar, n_steps: int) -> None:
+    """The progress bar and the collapse warnings for a step record."""
     if bar is not None:
         bar.update(n_steps)
         bar.set_postfix(loss=f"{rec['loss']:.4f}", sps=f"{rec['samples_per_s']:.1f}",
