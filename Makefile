@@ -6,7 +6,7 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 DEMO_OUT ?= demo_out
-EXTRAS  ?= analysis,cluster,notebooks,test
+EXTRAS  ?= analysis,cluster,notebooks,test,tracking
 
 .PHONY: setup demo test test-fast notebooks clean
 

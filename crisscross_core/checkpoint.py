@@ -11,6 +11,7 @@ torch's weights-only allow-list is refused with a CheckpointError, before any of
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import shutil
@@ -289,10 +290,36 @@ def strip_prefixes(state: dict, modality: str) -> "OrderedDict[str, torch.Tensor
     return state
 
 
-def load_released(path: str | os.PathLike, modality: str) -> "OrderedDict[str, torch.Tensor]":
-    """A released (or our exported / full training) checkpoint as a bare backbone state dict
-    for `modality` ('video' or 'audio'), CPU tensors. See `strip_prefixes` for the prefixes."""
+SAFETENSORS_FORMAT = "crisscross-backbone-v1"
+
+
+def load_safetensors(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(state dict, metadata) of a `.safetensors` file; no pickle is involved at all."""
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            state = OrderedDict((k, f.get_tensor(k)) for k in f.keys())
+    except ImportError:
+        raise CheckpointError(f"{path}: reading .safetensors needs the safetensors package "
+                              "(pip install safetensors)") from None
+    except Exception as e:  # noqa: BLE001 - a damaged header surfaces as many error types
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    return state, meta
+
+
+def load_released(path: str | os.PathLike, modality: str) -> "OrderedDict[str, torch.Tensor]":
+    """A released (or our exported / full training / `.safetensors`) checkpoint as a bare backbone
+    state dict for `modality` ('video' or 'audio'), CPU tensors. See `strip_prefixes` for the prefixes."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        state, meta = load_safetensors(path)
+        if meta.get("modality") and meta["modality"] != _modality(modality):
+            raise CheckpointError(f"{path}: holds a {meta['modality']} backbone, not a {_modality(modality)} one")
+        return strip_prefixes(state, modality)
     state = strip_prefixes(_state_dict_of(safe_load(path), path), modality)
     if not state:
         raise CheckpointError(f"{path}: holds no {_modality(modality)} backbone keys")
@@ -355,6 +382,26 @@ def export_backbone(backbone: nn.Module, path: str | os.PathLike) -> Path:
     """Write `backbone`'s state dict as the release does: a bare OrderedDict, no prefix, CPU tensors."""
     state = OrderedDict((k, v.detach().cpu().clone()) for k, v in backbone.state_dict().items())
     return atomic_save(state, path)
+
+
+def backbone_arch(backbone: nn.Module, modality: str) -> dict:
+    """What it takes to rebuild `backbone`: {"format", "modality", "depth", "width", "output_dim"}."""
+    return {"format": SAFETENSORS_FORMAT, "modality": _modality(modality), "depth": int(backbone.depth),
+            "width": float(backbone.width), "output_dim": int(backbone.output_dim)}
+
+
+def export_safetensors(backbone: nn.Module, path: str | os.PathLike, modality: str,
+                       extra: dict | None = None) -> Path:
+    """Write `backbone` as `.safetensors` (tensors only, no pickle) with its architecture in the file's
+    metadata and beside it as `<stem>.json`, readable by `pretrained.from_pretrained` anywhere."""
+    from safetensors.torch import save as st_save
+    from .fileio import atomic_write_bytes, atomic_write_text
+    path = Path(path)
+    arch = {**backbone_arch(backbone, modality), **(extra or {})}
+    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+    atomic_write_bytes(path, st_save(state, metadata={k: str(v) for k, v in arch.items()}))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(arch, indent=1) + "\n")
+    return path
 
 
 def load_run_model(model_cfg, run_dir=None, seed: int = 0):

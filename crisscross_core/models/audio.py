@@ -52,6 +52,13 @@ class AudioResNet(nn.Module):
     Init: Conv2d kaiming-normal (fan_out, relu), BN weight 1 / bias 0 (no zero-init of the last BN).
     """
 
+    @classmethod
+    def from_pretrained(cls, path) -> "AudioResNet":
+        """The audio backbone stored at `path`: a `.safetensors` export, a released / exported `.pth.tar`
+        (zip too), a full checkpoint or a run directory; architecture from the file. See pretrained.py."""
+        from ..pretrained import from_pretrained
+        return from_pretrained(path, "audio")
+
     def __init__(self, depth: int = 18, width: float = 1.0):
         super().__init__()
         if depth not in AUDIO_LAYOUTS:

@@ -69,6 +69,13 @@ class R2Plus1D(nn.Module):
     Initialisation: PyTorch defaults, as the original.
     """
 
+    @classmethod
+    def from_pretrained(cls, path) -> "R2Plus1D":
+        """The video backbone stored at `path`: a `.safetensors` export, a released / exported `.pth.tar`
+        (zip too), a full checkpoint or a run directory; architecture from the file. See pretrained.py."""
+        from ..pretrained import from_pretrained
+        return from_pretrained(path, "video")
+
     def __init__(self, depth: int = 18, width: float = 1.0):
         super().__init__()
         if depth not in VIDEO_LAYOUTS:
