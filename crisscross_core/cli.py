@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": ("crisscross_core.evaluate.cli", "run a downstream protocol and write its JSON"),
     "embed": ("crisscross_core.evaluate.embed", "embed a folder / manifest / files with any weights (resumable)"),
     "submit": ("crisscross_core.launch", "submit pretraining to Slurm (or locally) with submitit"),
+    "sweep": ("crisscross_core.sweep", "a grid of pretraining runs as one Slurm job array, read out and ranked"),
 }
 
 

@@ -343,3 +343,6 @@ def run(args) -> int:
         return 1
     print(json.dumps(summary, default=str))
     return 0
+
+
+from .sweep import Sweep, attach_sweep, sweep  # noqa: E402,F401  (launch.sweep: a grid as one job array)

@@ -193,3 +193,28 @@ def test_sbatch_template_two_nodes_requeue_on_usr1(slurm_cluster, tmp_path, clip
     assert list((snap / "__pycache__").glob("config.*.pyc")), log[-2000:]
     assert list((snap / "models" / "__pycache__").glob("*.pyc"))
     assert "tasks=2 master=lo-node1:" in log
+
+
+def test_sweep_as_one_job_array_resubmits_only_the_failed_task(slurm_cluster, tmp_path, clips_manifest):
+    """Four real train(cfg) runs as one Slurm job array (two at a time), one failing on purpose (its
+    manifest does not exist yet): the handle shows 3 done and 1 failed with its error line; after the
+    cause is removed, the same call resubmits only that run, which then completes; 4 rows in the table."""
+    from crisscross_core.sweep import sweep
+    manifest, root = clips_manifest
+    later = tmp_path / "later.csv"
+    runs = [["train.seed=0"], ["train.seed=1"], ["train.seed=2"], [f"data.manifest={later}"]]
+    kw = dict(runs=runs, overrides=real_overrides(manifest, root, "optim.max_steps=2"), cluster="loopback",
+              max_parallel=2, sweep_dir=tmp_path / "sw", time_min=10)
+    s = sweep("tiny_cpu", **kw)
+    ids = {r["job"]["id"] for r in s.runs}
+    assert len(ids) == 4 and len({i.split("_")[0] for i in ids}) == 1          # one array, four tasks
+    st = s.wait(timeout=400)
+    assert sorted(st.values()) == ["COMPLETED", "COMPLETED", "COMPLETED", "FAILED"], st
+    assert "data.manifest" in s.errors()["manifest=later"]
+    shutil.copy(manifest, later)
+    again = sweep("tiny_cpu", **kw)
+    resubmitted = [r["name"] for r in again.runs if r["job"]["id"] not in ids]
+    assert resubmitted == ["manifest=later"]
+    assert set(again.wait(timeout=400).values()) == {"COMPLETED"}
+    table = again.rows()
+    assert len(table) == 4 and all(r["step"] == 2 for r in table)

@@ -1,0 +1,79 @@
+"""Sweeps (crisscross_core.sweep): a grid of runs, each in its own run directory, re-attachable, with
+only the missing or failed runs resubmitted; the table, verdict and figure over their readouts.
+(The Slurm job-array version of the same flow is in tests/test_slurm.py.)"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("submitit")
+
+from crisscross_core.config import ConfigError  # noqa: E402
+from crisscross_core.sweep import Sweep, attach_sweep, expand, run_name, sweep  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+FAKE = "launch_helpers:fake_train"
+
+
+def test_grid_expands_to_named_runs_per_seed():
+    sets = expand({"data.relation": ["overlapped", "far_apart"], "loss.asynchronous": [True, False]}, seeds=[0, 1])
+    assert len(sets) == 8 and sets[0] == ["data.relation=overlapped", "loss.asynchronous=true", "train.seed=0"]
+    assert run_name(sets[0]) == "relation=overlapped__asynchronous=true__seed=0"
+    assert len({run_name(s) for s in sets}) == 8
+    with pytest.raises(ConfigError, match="either grid"):
+        expand()
+
+
+def test_a_bad_value_is_refused_before_anything_is_submitted(tmp_path):
+    with pytest.raises(ConfigError, match=r"sweep run 'relation=nowhere'.*data\.relation"):
+        sweep("tiny_cpu", grid={"data.relation": ["overlapped", "nowhere"]}, sweep_dir=tmp_path / "s",
+              target=FAKE, python_path=[str(TESTS)])
+    assert not list((tmp_path / "s").glob("*/"))
+
+
+def test_local_sweep_shows_failures_and_resubmits_only_them(tmp_path, demo_manifest):
+    later = tmp_path / "later.csv"                       # missing at first: that run fails
+    runs = [["train.seed=0"], ["train.seed=1"], [f"data.manifest={later}"]]
+    kw = dict(runs=runs, overrides=["optim.max_steps=2"], sweep_dir=tmp_path / "s", target=FAKE,
+              python_path=[str(TESTS)], max_parallel=2, time_min=5)
+    s = sweep("tiny_cpu", **kw)
+    assert s.wait(timeout=300) == {"seed=0": "COMPLETED", "seed=1": "COMPLETED", "manifest=later": "FAILED"}
+    assert "data.manifest" in s.errors()["manifest=later"]
+    done = {r["name"]: (Path(r["run_dir"]) / "sweep_task.json").stat().st_mtime_ns for r in s.runs}
+    shutil.copy(demo_manifest, later)                    # the cause is removed
+    again = sweep("tiny_cpu", **kw)                      # the same cell, run again
+    assert again.status()["seed=0"] == "COMPLETED"
+    assert again.wait(timeout=300) == {"seed=0": "COMPLETED", "seed=1": "COMPLETED", "manifest=later": "COMPLETED"}
+    after = {r["name"]: (Path(r["run_dir"]) / "sweep_task.json").stat().st_mtime_ns for r in again.runs}
+    assert after["seed=0"] == done["seed=0"] and after["seed=1"] == done["seed=1"]   # not rerun
+    assert after["manifest=later"] != done["manifest=later"]
+    rows = attach_sweep(tmp_path / "s").rows()
+    assert len(rows) == 3 and all(r["state"] == "COMPLETED" and r["step"] == 2 for r in rows)
+
+
+def _fake_run(root: Path, name: str, overrides: list, metric: float) -> dict:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "sweep_task.json").write_text(json.dumps({"state": "COMPLETED", "time": 1, "started": 0, "ended": 5,
+                                                   "readout": {"knn_video": metric}}))
+    (d / "metrics.jsonl").write_text(json.dumps({"kind": "step", "step": 10, "loss": -0.5}) + "\n")
+    return {"name": name, "overrides": overrides, "run_dir": str(d)}
+
+
+def test_summary_verdict_and_figure_rank_settings_over_seeds(tmp_path):
+    runs = [_fake_run(tmp_path, f"{rel}{seed}", [f"data.relation={rel}", f"train.seed={seed}"], v)
+            for rel, seed, v in [("overlapped", 0, 0.80), ("overlapped", 1, 0.84), ("far_apart", 0, 0.60),
+                                 ("far_apart", 1, 0.64)]]
+    s = Sweep(tmp_path, {"runs": runs})
+    ranked = s.summary("knn_video", ["data.relation"])
+    assert [r["data.relation"] for r in ranked] == ["overlapped", "far_apart"]
+    assert ranked[0]["mean"] == pytest.approx(0.82) and ranked[0]["n"] == 2
+    assert ranked[0]["std"] == pytest.approx(0.0283, abs=1e-3)
+    v = s.verdict("knn_video", ["data.relation"])
+    assert "data.relation=overlapped" in v and "by 0.2000" in v and "more than two standard deviations" in v
+    fig = s.plot("knn_video", x="data.relation")
+    heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
+    assert heights == [0.62, 0.82]
