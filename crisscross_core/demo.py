@@ -9,11 +9,20 @@ clip), and cross-modal retrieval in the shared head space (audio→video: the au
 output p_a queries the video projections z_v, which is what the loss aligns; video→audio
 likewise). Writes `report.json`, `loss_curves.png`, `collapse.png`, `probe.png`, `retrieval.png`,
 `umap.png`.
+
+Reproducible on the same kind of machine (docs/demo.md): the data files are the same bytes
+everywhere; training and evaluation run with one torch thread (`train.cpu_threads=1`, overridable)
+and one BLAS thread, because the thread count changes floating-point summation order and with it
+every number. `report.json` records what the numbers depend on ("reproducibility": threads, CPU
+kernel level, library versions) and fingerprints of the data, the checkpoint and the features, so
+two runs can be compared exactly.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -27,6 +36,36 @@ from .models.crisscross import CrissCross
 
 DEMO_CLIPS = {"n_train": 800, "n_test": 200}
 PROBE_WINDOWS = 4
+PINNED = ["train.cpu_threads=1"]   # before the user's overrides, which may change it
+
+
+def _md5_files(paths) -> str:
+    h = hashlib.md5()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def _md5_state(state: dict) -> str:
+    h = hashlib.md5()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def environment() -> dict:
+    """What the demo's numbers depend on besides the code: threads, CPU kernel level, versions."""
+    import av
+    import numpy as np
+    import sklearn
+    from threadpoolctl import threadpool_info
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "blas_threads": sorted({i["num_threads"] for i in threadpool_info()}),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
+            "cores": len(__import__("os").sched_getaffinity(0)), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
+            "av": av.__version__}
 
 
 class _Embed(nn.Module):
@@ -144,18 +183,21 @@ def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
 
     run_dir = out / "run"
     cfg = load_config("tiny_cpu", [f"data.manifest={manifest}", f"train.run_dir={run_dir}",
-                                   *(overrides or [])])
+                                   *PINNED, *(overrides or [])])
     t1 = time.perf_counter()
-    summary = train(cfg)
+    summary = train(cfg)                 # sets the torch threads (train.cpu_threads) for the whole run
     timings["pretrain_s"] = time.perf_counter() - t1
 
+    from threadpoolctl import threadpool_limits
     t2 = time.perf_counter()
     train_items, classes = load_items(manifest, split="train")
     test_items, _ = load_items(manifest, split="test", classes=classes)
     random_init, _ = load_run_model(cfg.model, None, seed=cfg.train.seed)
     pretrained, _ = load_run_model(cfg.model, run_dir)
-    results = {"random init": evaluate_model(random_init, cfg, train_items, test_items),
-               "pretrained": evaluate_model(pretrained, cfg, train_items, test_items)}
+    with threadpool_limits(limits=1):    # BLAS / OpenMP of the probes and the search: one thread
+        env = environment()
+        results = {"random init": evaluate_model(random_init, cfg, train_items, test_items),
+                   "pretrained": evaluate_model(pretrained, cfg, train_items, test_items)}
     results["_backbone"] = results["pretrained"].pop("_test_backbone")
     results["random init"].pop("_test_backbone")
     timings["evaluate_s"] = time.perf_counter() - t2
@@ -173,6 +215,13 @@ def run_demo(out: str | Path = "demo_out", overrides: list[str] | None = None,
         "retrieval_r1_over_chance": {d: results["pretrained"][f"{d}_R@1"] / chance for d in ("a2v", "v2a")},
         "steps": summary["step"], "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "figures": figures, "run_dir": str(run_dir),
+        "reproducibility": {
+            **env,
+            "data_md5": _md5_files([manifest] + sorted((out / "data").glob("*/*.mp4"))),
+            "checkpoint_model_md5": _md5_state(pretrained.state_dict()),
+            "test_features_md5": hashlib.md5(b"".join(results["_backbone"][m].x.tobytes()
+                                                      for m in ("video", "audio"))).hexdigest(),
+        },
     }
     report["targets_met"] = {
         "probe_gain_ge_15_points_each_modality": all(g >= 0.15 for g in gains.values()),

@@ -25,3 +25,11 @@ def test_demo_writes_report_and_figures(tmp_path):
     assert on_disk["probe_gain_points"]["audio"] == pytest.approx(round(100 * gain, 1))
     assert set(report["targets_met"]) == {"probe_gain_ge_15_points_each_modality",
                                           "retrieval_r1_ge_5x_chance", "total_le_10_min"}
+    rep = on_disk["reproducibility"]
+    assert rep["torch_threads"] == 1 and rep["blas_threads"] == [1]
+    # a second run elsewhere: the same bytes of data, the same weights, features and numbers
+    again = run_demo(tmp_path / "again", ["optim.epochs=1", "optim.batch_size=16", "train.progress=false"],
+                     n_train=32, n_test=16)
+    for key in ("data_md5", "checkpoint_model_md5", "test_features_md5"):
+        assert again["reproducibility"][key] == rep[key], key
+    assert again["pretrained"] == report["pretrained"] and again["random_init"] == report["random_init"]
