@@ -253,6 +253,8 @@ class Sweep:
         if len(ranked) == 1:
             return f"only one setting completed: {fmt(ranked[0])}"
         best, second = ranked[0], ranked[1]
+        if best["mean"] == second["mean"]:
+            return f"no winner on {metric}: {fmt(best)} ties with {fmt(second)}"
         spread = max((r["std"] or 0.0) for r in ranked[:2])
         clear = "more than" if best["mean"] - second["mean"] > 2 * spread > 0 else "within"
         return (f"best {metric}: {fmt(best)}; ahead of {fmt(second)} by {best['mean'] - second['mean']:.4f}, "
