@@ -77,3 +77,18 @@ def test_summary_verdict_and_figure_rank_settings_over_seeds(tmp_path):
     fig = s.plot("knn_video", x="data.relation")
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
     assert heights == [0.62, 0.82]
+
+
+def test_cli_sweep_runs_a_grid_and_prints_the_verdict(tmp_path, demo_manifest, capsys):
+    from crisscross_core.cli import main
+    sets = [f"--set=data.manifest={demo_manifest}", "--set=optim.batch_size=8", "--set=data.num_workers=0",
+            "--set=data.clips_per_video=1", "--set=optim.max_steps=2", "--set=train.progress=false"]
+    assert main(["sweep", "-c", "tiny_cpu", "--grid", "data.relation=overlapped,nowhere", *sets,
+                 "--sweep-dir", str(tmp_path / "bad")]) == 2
+    assert "relation=nowhere" in capsys.readouterr().err
+    code = main(["sweep", "-c", "tiny_cpu", "--grid", "loss.asynchronous=true,false", *sets,
+                 "--readout-manifest", str(demo_manifest), "--readout-split", "test", "--max-parallel", "1",
+                 "--metric", "sync_gap", "--sweep-dir", str(tmp_path / "s"), "--wait"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("COMPLETED") == 2 and "sync_gap" in out and "asynchronous=" in out
