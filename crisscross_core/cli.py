@@ -28,9 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+        return 0
+    if argv[0] not in COMMANDS:
+        from .config import did_you_mean
+        print(f"crisscross: error: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}; "
+              f"commands: {', '.join(COMMANDS)} (crisscross --help)", file=sys.stderr)
+        return 2
     name, rest = argv[0], argv[1:]
     module = importlib.import_module(COMMANDS[name][0])
     cmd = argparse.ArgumentParser(prog=f"crisscross {name}", description=COMMANDS[name][1])
