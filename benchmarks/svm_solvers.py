@@ -9,7 +9,9 @@ CLI run with the same `--cache-dir` shares them): training crops with the traini
 test windows. Then, for each solver, the whole per-fold SVM stage (held-out C selection over the release's
 grid, refit, best-C-on-test sweep) runs on the same features. One JSON line per figure: features (shapes,
 seconds), one line per solver (mean accuracy, per fold, SVM seconds), and the comparison (speed-up, accuracy
-difference in points). Wall times depend on the load of the machine; `loadavg` is printed with each line.
+difference in points). Speed-ups compare process CPU time (both solvers on the same number of threads,
+one by default; liblinear is single-threaded): wall times on a shared machine depend on its load, which is
+printed with each line (`loadavg`).
 """
 from __future__ import annotations
 
@@ -72,11 +74,11 @@ def main(argv=None) -> int:
     for solver in args.solvers.split(","):
         cfg = SVMConfig(clip_duration=2.0, train_crops=args.crops, c_grid=C_GRID, solver=solver, tol=args.tol,
                         scale_features=scale, folds=folds, seed=args.seed)
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), time.process_time()
         per = svm_folds(train, test, items, cfg, progress=False, device=args.device)
-        dt = time.perf_counter() - t
+        dt, cpu = time.perf_counter() - t, time.process_time() - c0
         acc = [r["acc"] for r in per]
-        out[solver] = (dt, acc, per)
+        out[solver] = (cpu, acc, per)
         emit(bench="svm_solvers", figure="svm_stage", solver=solver, features=args.features, width=args.width,
              crops=args.crops, dim=int(train.x.shape[1]), folds=[r["fold"] for r in per],
              mean_acc=round(100 * float(np.mean(acc)), 2), per_fold_acc=[round(100 * x, 2) for x in acc],
@@ -84,11 +86,12 @@ def main(argv=None) -> int:
              chosen_c=[r["c"] for r in per], fits=sum(len(r.get("val_acc_by_c", {})) + len(r["test_acc_by_c"])
                                                      for r in per),
              not_converged_fits=sum(r["not_converged_fits"] for r in per), seconds=round(dt, 2),
+             cpu_seconds=round(cpu, 2),
              threads=args.threads, device=args.device if solver == "torch" else "cpu")
     if "torch" in out and "liblinear" in out:
         (tt, at, _), (tl, al, _) = out["torch"], out["liblinear"]
         emit(bench="svm_solvers", figure="comparison", features=args.features, crops=args.crops,
-             speedup=round(tl / tt, 1), torch_s=round(tt, 2), liblinear_s=round(tl, 2),
+             speedup_cpu_time=round(tl / tt, 1), torch_cpu_s=round(tt, 2), liblinear_cpu_s=round(tl, 2),
              accuracy_diff_points=round(100 * (float(np.mean(at)) - float(np.mean(al))), 2),
              per_fold_diff_points=[round(100 * (x - y), 2) for x, y in zip(at, al)])
     return 0

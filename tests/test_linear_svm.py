@@ -77,3 +77,14 @@ def test_bad_inputs_are_refused():
         SquaredHingeSVM(C=0)
     with pytest.raises(ValueError, match="at least 2 classes"):
         SquaredHingeSVM().fit(x, np.zeros(len(x), int))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gives_the_cpu_solution():
+    x, y = _data(n=2000, d=300, k=10)
+    for method in ("cg", "direct"):
+        cpu = SquaredHingeSVM(C=0.5, tol=1e-5, method=method).fit(x, y)
+        gpu = SquaredHingeSVM(C=0.5, tol=1e-5, method=method, device="cuda").fit(x, y)
+        assert gpu._W.device.type == "cuda"
+        np.testing.assert_allclose(gpu.decision_function(x), cpu.decision_function(x), atol=1e-3)

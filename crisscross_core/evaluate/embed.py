@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import sys
@@ -302,30 +301,36 @@ def window_plan(duration: float, n: int, durations: dict) -> list[dict]:
     return out
 
 
-def _rows(items, plans, per_window: bool, modalities) -> list[dict]:
-    rows = []
-    for i, (it, plan) in enumerate(zip(items, plans)):
-        wins = list(enumerate(plan)) if per_window else [(-1, None)]
-        for k, w in wins:
-            if w is None:        # per clip: the span from the first window's start to the last's end
-                w = {"start": plan[0]["start"], "span": plan[-1]["start"] + plan[-1]["span"] - plan[0]["start"],
-                     **{m: plan[0][m] for m in modalities}}
-            r = {"row": len(rows), "path": it.path, "item": i, "rid": it.rid, "label": it.label_name or "",
+def _iter_rows(items, starts: np.ndarray, per_window: bool, durations: dict, modalities, first_item: int = 0):
+    """rows.csv lines (dicts) of `items`, numbered from item `first_item`: one per window, or one per clip
+    spanning its windows. `starts` `[I, K, M]`: modality window starts."""
+    d_max = max(durations.values())
+    k_all = starts.shape[1]
+    rpi = k_all if per_window else 1
+    for n, it in enumerate(items):
+        i = first_item + n
+        st = starts[n]
+        span0 = [float(st[k].min()) for k in range(k_all)]            # span start = earliest modality start
+        for k in (range(k_all) if per_window else [-1]):
+            if k >= 0:
+                start, span, ms = span0[k], d_max, st[k]
+            else:        # per clip: from the first window's start to the last window's end
+                start, span, ms = span0[0], span0[-1] + d_max - span0[0], st[0]
+            r = {"row": i * rpi + max(k, 0), "path": it.path, "item": i, "rid": it.rid, "label": it.label_name or "",
                  "label_idx": it.label if it.label_name else -1, "split": it.split, "fold": it.fold, "window": k,
-                 "start_s": round(w["start"], 4), "duration_s": round(w["span"], 4)}
-            for m in modalities:
-                r[f"{m}_start_s"] = round(w[m], 4)
-            rows.append(r)
-    return rows
+                 "start_s": round(start, 4), "duration_s": round(span, 4)}
+            for j, m in enumerate(modalities):
+                r[f"{m}_start_s"] = round(float(ms[j]), 4)
+            yield r
 
 
-def _write_csv(rows: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
+def _write_csv(rows, path: Path, modalities) -> None:
+    """Stream rows (an iterable of dicts) to `path` atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=ROW_COLUMNS + [f"{m}_start_s" for m in modalities], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
     tmp.replace(path)
 
 
@@ -356,8 +361,8 @@ class _Source(torch.utils.data.Dataset):
     {modality: (status, reason)}) — one container open per item; a missing stream or a broken file is
     reported, never raised."""
 
-    def __init__(self, items, todo, plans, modalities, v: VideoSettings, a: AudioSettings):
-        self.items, self.todo, self.plans, self.mods, self.v, self.a = items, todo, plans, modalities, v, a
+    def __init__(self, items, todo, starts, modalities, v: VideoSettings, a: AudioSettings):
+        self.items, self.todo, self.starts, self.mods, self.v, self.a = items, todo, starts, modalities, v, a
 
     def __len__(self):
         return len(self.todo)
@@ -365,10 +370,11 @@ class _Source(torch.utils.data.Dataset):
     def __getitem__(self, j):
         from ..data.decode import decode_windows
         i = self.todo[j]
-        path, plan = self.items[i].path, self.plans[i]
+        path, st = self.items[i].path, self.starts[i]                      # [K, M]
         s = self.v.decode_short_side
-        vw = [(w["video"], self.v.duration) for w in plan] if "video" in self.mods else []
-        aw = [(w["audio"], self.a.clip_duration) for w in plan] if "audio" in self.mods else []
+        col = {m: j for j, m in enumerate(self.mods)}
+        vw = [(float(t), self.v.duration) for t in st[:, col["video"]]] if "video" in col else []
+        aw = [(float(t), self.a.clip_duration) for t in st[:, col["audio"]]] if "audio" in col else []
         out, state = {}, {}
 
         def decode(vw, aw):
@@ -496,47 +502,44 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
             f.unlink(missing_ok=True)
     # ---- rows and windows (durations probed once; a resumed run reads both back)
     win_path = out / "windows.npy"
+    rpi = windows if per_window else 1
+    n_items = len(items)
+    n_rows = n_items * rpi                           # item i owns rows i·rpi … i·rpi + rpi − 1
+
+    def plan_of(duration):
+        return [[w[m] for m in mods] for w in window_plan(duration, windows, durations)]
     if meta is not None and rows_path.is_file() and win_path.is_file():
-        rows = _read_csv(rows_path)
         starts = np.load(win_path)
         probe_fail = {int(k): v for k, v in meta.get("probe_failed", {}).items()}
         if probe_fail:     # unreadable last time: probe again, and plan the windows of those that open now
-            again = probe_durations([Item(**{**asdict(items[i]), "duration": 0.0}) for i in probe_fail],
+            ids = list(probe_fail)
+            again = probe_durations([Item(**{**asdict(items[i]), "duration": 0.0}) for i in ids],
                                     workers=max(1, num_workers or 4))
-            fixed = False
-            for j, i in enumerate(list(probe_fail)):
+            fixed = {}
+            for j, i in enumerate(ids):
                 d, err = again[j]
                 if err:
                     probe_fail[i] = err
-                    continue
-                del probe_fail[i]
-                fixed = True
-                plan = window_plan(d, windows, durations)
-                starts[i] = [[w[m] for m in mods] for w in plan]
-                new = _rows([Item(**{**asdict(items[i]), "duration": d})], [plan], per_window, mods)
-                r0 = next(r["row"] for r in rows if r["item"] == i)
-                for k, r in enumerate(new):
-                    rows[r0 + k].update({key: val for key, val in r.items() if key not in ("row", "item")})
+                else:
+                    del probe_fail[i]
+                    starts[i] = plan_of(d)
+                    fixed[i] = list(_iter_rows([items[i]], starts[i:i + 1], per_window, durations, mods, i))
             if fixed:
+                rows = _read_csv(rows_path)
+                for i, new_rows in fixed.items():
+                    rows[i * rpi:(i + 1) * rpi] = new_rows
                 np.save(win_path, starts)
-                _write_csv(rows, rows_path)
+                _write_csv(rows, rows_path, mods)
     else:
         probed = probe_durations(items, workers=max(1, num_workers or 4), progress=progress)
         probe_fail = {i: err for i, (d, err) in probed.items() if err}
         items = [Item(**{**asdict(it), "duration": probed[i][0]}) if i in probed else it
                  for i, it in enumerate(items)]
-        plans = [window_plan(it.duration, windows, durations) for it in items]
-        rows = _rows(items, plans, per_window, mods)
-        starts = np.array([[[w[m] for m in mods] for w in plan] for plan in plans], np.float64).reshape(
-            len(items), windows, len(mods))
+        starts = np.zeros((n_items, windows, len(mods)), np.float64)
+        for i, it in enumerate(items):
+            starts[i] = plan_of(it.duration)
         np.save(win_path, starts)
-        _write_csv(rows, rows_path)
-    plans = [[{m: float(starts[i, k, j]) for j, m in enumerate(mods)} for k in range(windows)]
-             for i in range(len(items))]
-    first = {}
-    for r in rows:
-        first.setdefault(r["item"], r)
-    n_rows, n_items = len(rows), len(items)
+        _write_csv(_iter_rows(items, starts, per_window, durations, mods), rows_path, mods)
     # ---- arrays (feature widths from one dummy forward of each tower)
     dev = torch.device(device)
     widths = {}
@@ -583,11 +586,12 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
                       "no_stream": int((status[:, j] == NO_STREAM).sum()),
                       "pending": int((status[:, j] == PENDING).sum())} for j, m in enumerate(mods)}
         lst = {FAILED: [], NO_STREAM: []}
-        for i in range(n_items):
-            for j, m in enumerate(mods):
-                if status[i, j] in lst:
-                    lst[int(status[i, j])].append({"item": i, "rid": items[i].rid, "path": items[i].path,
-                                                   "modality": m, "reason": reasons.get((i, m), "")})
+        for code in lst:
+            for i, j in zip(*np.nonzero(np.asarray(status) == code)):
+                i, m = int(i), mods[int(j)]
+                lst[code].append({"item": i, "rid": items[i].rid, "path": items[i].path, "modality": m,
+                                  "reason": reasons.get((i, m), "")})
+            lst[code].sort(key=lambda f: (f["item"], f["modality"]))
         _write_json({"format": "crisscross-embeddings v1", "created": created,
                      "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kit_version": __version__,
                      "fingerprint": fp, "source": src_meta, "weights": tw.info, "settings": settings,
@@ -604,7 +608,7 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
     if progress and len(todo) < n_items:
         print(f"[embed] resuming: {n_items - len(todo)} of {n_items} items already done", file=sys.stderr)
     # ---- the loop: workers decode, the main process batches windows through the towers
-    loader = torch.utils.data.DataLoader(_Source(items, todo, plans, mods, v, a), batch_size=None,
+    loader = torch.utils.data.DataLoader(_Source(items, todo, starts, mods, v, a), batch_size=None,
                                          shuffle=False, num_workers=num_workers)
     transform = {"video": _eval_video(v, dev), "audio": logmel(a, dev)} if mods else {}
     buf = {m: [] for m in mods}                    # (item, tensor [K, ...])
@@ -625,7 +629,7 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
         pos = 0
         for i, t in buf[m]:
             k = len(t)
-            r0 = first[i]["row"]
+            r0 = i * rpi
             for s, fx in feats.items():
                 block = fx[pos:pos + k]
                 if per_window:
@@ -644,8 +648,8 @@ def embed(source, weights, out, *, audio_weights=None, modalities: Optional[Sequ
 
     def mark(i, m, code, reason):
         j = mods.index(m)
-        r0 = first[i]["row"]
-        n = windows if per_window else 1
+        r0 = i * rpi
+        n = rpi
         for s in space_of[m]:
             arrays[(m, s)][r0:r0 + n] = np.nan
         status[i, j], reasons[(i, m)] = code, reason
@@ -716,6 +720,8 @@ class Embeddings:
         self.spaces = {m: list(s["spaces"][m]) for m in self.modalities}
         self.status = np.load(self.path / "status.npy")
         self._item = np.array([r["item"] for r in self.rows], np.int64)
+        self._label = np.array([r["label_idx"] for r in self.rows], np.int64)
+        self._window = np.array([r["window"] for r in self.rows], np.int64)
 
     def __repr__(self):
         c = self.meta.get("counts", {})
@@ -743,8 +749,7 @@ class Embeddings:
         idx = np.flatnonzero(ok)
         x = np.asarray(self.array(modality, space)[idx], dtype=np.float32)
         col = f"{modality}_start_s"
-        return Features(x, self._item[idx], np.array([self.rows[i]["label_idx"] for i in idx], np.int64),
-                        np.array([self.rows[i]["window"] for i in idx], np.int64),
+        return Features(x, self._item[idx], self._label[idx], self._window[idx],
                         {"row": idx, "start_s": np.array([self.rows[i].get(col, 0.0) for i in idx], np.float32),
                          "space": space, "modality": modality, "path": str(self.path)})
 

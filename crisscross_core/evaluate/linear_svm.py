@@ -76,7 +76,9 @@ class SquaredHingeSVM:
         self.info = FitInfo()
 
     # ------------------------------------------------------------------ public API
-    def fit(self, x, y, warm_start: Optional["SquaredHingeSVM"] = None) -> "SquaredHingeSVM":
+    def fit(self, x, y, warm_start: Optional["SquaredHingeSVM"] = None, xty: Optional[torch.Tensor] = None
+            ) -> "SquaredHingeSVM":
+        """`xty`: Xᵀ Y of the same x and y from an earlier fit (saves one pass over x; fit_path passes it)."""
         X = as_tensor(x, self.device, self.dtype)
         y = np.asarray(y)
         self.classes_, yi = np.unique(y, return_inverse=True)
@@ -88,7 +90,8 @@ class SquaredHingeSVM:
         else:
             W = torch.zeros(X.shape[1], Y.shape[1], device=X.device, dtype=X.dtype)
             b = torch.zeros(Y.shape[1], device=X.device, dtype=X.dtype)
-        self._W, self._b = self._solve(X, Y, W, b)
+        self.xty_ = _xt(X, Y) if xty is None else xty
+        self._W, self._b = self._solve(X, Y, W, b, self.xty_)
         return self
 
     def decision_function(self, x) -> np.ndarray:
@@ -127,12 +130,12 @@ class SquaredHingeSVM:
         return out
 
     @torch.no_grad()
-    def _solve(self, X, Y, W, b):
+    def _solve(self, X, Y, W, b, xty):
         t0 = time.perf_counter()
         c2, s = 2.0 * self.C, float(self.intercept_scaling)
         info = FitInfo()
         # gradient at w = 0 (all margins violated): the reference for the stopping rule
-        g0 = torch.sqrt((c2 * _xt(X, Y)).square().sum(0) + (c2 * s * Y.sum(0)).square())
+        g0 = torch.sqrt((c2 * xty).square().sum(0) + (c2 * s * Y.sum(0)).square())
         S = X @ W + s * b                                             # scores [N, K]
         gn = g0
         direct = self.method == "direct" or (self.method == "auto" and X.shape[1] <= DIRECT_MAX_DIM)
@@ -152,9 +155,10 @@ class SquaredHingeSVM:
                     PW, Pb = 1 + c2 * self._sq_colsum(X, A), 1 + c2 * s * s * A.sum(0)
                 else:
                     PW, Pb = torch.ones_like(W), torch.ones_like(b)
-                dW, db, n_cg = self._pcg(X, A, -gW * todo, -gb * todo, PW, Pb, gn, todo, c2, s)
+                dW, db, Z, n_cg = self._pcg(X, A, -gW * todo, -gb * todo, PW, Pb, gn, todo, c2, s)
                 info.cg_steps += n_cg
-            Z = X @ dW + s * db                                       # score change per unit step
+            if direct:
+                Z = X @ dW + s * db                                   # score change per unit step
             t = self._line_search(W, b, dW, db, S, Z, Y, c2)
             W, b, S = W + t * dW, b + t * db, S + t * Z
         else:   # max_iter reached: final gradient for the report
@@ -182,6 +186,7 @@ class SquaredHingeSVM:
         """Solve H d = -g per class (H = I + 2C Xᵀ diag(A_k) X, the generalised Hessian), Jacobi-
         preconditioned CG, batched over classes; stops a class when ||r|| <= cg_tol ||g||."""
         dW, db = torch.zeros_like(rW), torch.zeros_like(rb)
+        Z = torch.zeros(X.shape[0], rW.shape[1], dtype=X.dtype, device=X.device)    # X d + s db, built up
         zW, zb = rW / PW, rb / Pb
         pW, pb = zW.clone(), zb.clone()
         rz = (rW * zW).sum(0) + rb * zb
@@ -189,12 +194,14 @@ class SquaredHingeSVM:
         steps = 0
         for _ in range(self.cg_max_iter):
             steps += 1
-            Q = A * (X @ pW + s * pb)
+            Xp = X @ pW + s * pb
+            Q = A * Xp
             HpW, Hpb = pW + c2 * _xt(X, Q), pb + c2 * s * Q.sum(0)
             pHp = (pW * HpW).sum(0) + pb * Hpb
             alpha = torch.where(live, rz / pHp.clamp_min(1e-30), torch.zeros_like(rz))
             dW += alpha * pW
             db += alpha * pb
+            Z += alpha * Xp
             rW -= alpha * HpW
             rb -= alpha * Hpb
             live &= torch.sqrt(rW.square().sum(0) + rb.square()) > self.cg_tol * gn
@@ -204,7 +211,7 @@ class SquaredHingeSVM:
             rz_new = (rW * zW).sum(0) + rb * zb
             beta = torch.where(live, rz_new / rz.clamp_min(1e-30), torch.zeros_like(rz))
             pW, pb, rz = zW + beta * pW, zb + beta * pb, rz_new
-        return dW, db, steps
+        return dW, db, Z, steps
 
     @staticmethod
     def _line_search(W, b, dW, db, S, Z, Y, c2, iters: int = 20) -> torch.Tensor:
@@ -245,7 +252,8 @@ def fit_path(x, y, cs: Iterable[float], device=None, **kw) -> Iterator[tuple[flo
     `x` goes to `device` once; `kw` are SquaredHingeSVM's options (tol, max_iter, ...).
     """
     X = as_tensor(x, device, kw.get("dtype", torch.float32))
-    prev = None
+    prev, xty = None, None
     for c in sorted(cs):
-        prev = SquaredHingeSVM(C=c, device=X.device, **kw).fit(X, y, warm_start=prev)
+        prev = SquaredHingeSVM(C=c, device=X.device, **kw).fit(X, y, warm_start=prev, xty=xty)
+        xty = prev.xty_
         yield c, prev

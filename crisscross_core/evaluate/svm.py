@@ -257,7 +257,7 @@ def run_svm(featurizer: Callable, items: Sequence[Item], cfg: SVMConfig, augment
     cfg.check()
     a = audio or AudioSettings()
     a = AudioSettings(**{**asdict(a), "clip_duration": cfg.clip_duration})
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     common = dict(audio=a, batch_size=cfg.batch_size, device=device, seed=cfg.seed, cache_dir=cache_dir,
                   cache_tag=cache_tag, num_workers=num_workers, progress=progress,
                   pad_to=cfg.recording_duration, on_error=on_error)
@@ -269,7 +269,7 @@ def run_svm(featurizer: Callable, items: Sequence[Item], cfg: SVMConfig, augment
         keep = np.array(sorted(set(train.rid.tolist()) & set(test.rid.tolist())))
         train, test = train.select(np.isin(train.rid, keep)), test.select(np.isin(test.rid, keep))
         items = [it for it in items if it.rid not in failed]
-    t1 = time.time()
+    t1, c1 = time.time(), time.process_time()
     per_fold = svm_folds(train, test, items, cfg, progress, device)
     acc = np.array([r["acc"] for r in per_fold])
     orc = np.array([r.get("acc_best_c_on_test", np.nan) for r in per_fold])
@@ -283,7 +283,8 @@ def run_svm(featurizer: Callable, items: Sequence[Item], cfg: SVMConfig, augment
            "crops": cfg.train_crops, "windows": cfg.windows(), "seed": cfg.seed, "solver": cfg.solver,
            "failed": sorted(failed.values(), key=lambda f: f["rid"]),
            "warnings": [f"chosen C at an edge of the grid in fold(s) {', '.join(edges)}"] if edges else [],
-           "timing": {"features_s": round(t1 - t0, 2), "svm_s": round(time.time() - t1, 2)}}
+           "timing": {"features_s": round(t1 - t0, 2), "svm_s": round(time.time() - t1, 2),
+                      "features_cpu_s": round(c1 - c0, 2), "svm_cpu_s": round(time.process_time() - c1, 2)}}
     if keep_features:
         res["features"] = (train, test)
     return res
