@@ -95,7 +95,8 @@ FRAME_MODES = {   # name -> DataConfig fields
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(REPO / "data_manifests" / "shared_clips.csv"))
-    ap.add_argument("--items", type=int, default=42, help="items per measurement")
+    ap.add_argument("--items", type=int, default=84, help="items per figure, over all rounds")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure (median)")
     ap.add_argument("--keep", default=None, help="directory for the 256p variants (default: temp)")
     ap.add_argument("--aug-batch", type=int, default=32)
     ap.add_argument("--modes", default=",".join(FRAME_MODES), help="comma-separated FRAME_MODES names")
@@ -121,18 +122,27 @@ def main(argv=None):
     if fresh:
         emit("prepare", "transcode_seconds_per_file", (time.perf_counter() - t0) / (2 * len(m.rows)),
              "s", data="shared_clips", wall=True)
-    results = {}
-    for mode, fields in modes.items():
-        cfg = replace(base, **fields)
-        for name, man in variants.items():
-            ds = PretrainDataset(man, cfg, seed=0)
-            it = ds[0]                                                   # warm up
-            nbytes = sum(it[k].numel() * it[k].element_size() for k in ("video", "audio"))
-            wall, cpu = timed(lambda i: ds[i % len(ds)], args.items)
-            results[mode, name] = args.items / cpu
-            emit("dataloader", "two_view_samples_per_core_s", results[mode, name], "samples/s", data=name,
-                 frame_mode=mode, wall_samples_per_s=round(args.items / wall, 2),
-                 mb_per_sample=round(nbytes / 2**20, 2), **common)
+    # modes are interleaved round by round and each figure is the median round: on a shared machine
+    # the load drifts, and measuring one mode after the other would bill the drift to the modes
+    results, rates, nbytes, walls = {}, {}, {}, {}
+    datasets = {(mode, name): PretrainDataset(man, replace(base, **fields), seed=0)
+                for mode, fields in modes.items() for name, man in variants.items()}
+    for key, ds in datasets.items():
+        it = ds[0]                                                       # warm up
+        nbytes[key] = sum(it[k].numel() * it[k].element_size() for k in ("video", "audio"))
+    per_round = max(1, args.items // args.rounds)
+    for r in range(args.rounds):
+        for key, ds in datasets.items():
+            off = r * per_round
+            wall, cpu = timed(lambda i: ds[(off + i) % len(ds)], per_round)
+            rates.setdefault(key, []).append(per_round / cpu)
+            walls.setdefault(key, []).append(per_round / wall)
+    for (mode, name), rs in rates.items():
+        results[mode, name] = float(np.median(rs))
+        emit("dataloader", "two_view_samples_per_core_s", results[mode, name], "samples/s", data=name,
+             frame_mode=mode, wall_samples_per_s=round(float(np.median(walls[mode, name])), 2),
+             rounds=[round(x, 1) for x in rs], mb_per_sample=round(nbytes[mode, name] / 2**20, 2), **common)
+    for mode in modes:
         prep, orig = results[mode, "256p_gop16_prepared"], results[mode, "shared_clips_original"]
         emit("dataloader", "speedup_prepared_vs_original", prep / orig, "x", frame_mode=mode)
         emit("dataloader", "speedup_gop16_vs_gop250_at_256p", prep / results[mode, "256p_gop250"], "x",
@@ -150,26 +160,34 @@ def main(argv=None):
         print(f"# TrainTransform not available ({e}); skipping augmentation figures", file=sys.stderr)
         return 0
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    batches = {}
     for mode, fields in modes.items():
         ds = PretrainDataset(variants["256p_gop16_prepared"], replace(base, **fields))
         items = [ds[i] for i in range(min(args.aug_batch, len(ds)))]
-        batch = {k: torch.stack([it[k] for it in items]) for k in ("video", "audio", "share", "frame_hw")}
-        for dev in devices:
-            tt = TrainTransform().to(dev)
-            v, a, s, hw = (batch[k].to(dev) for k in ("video", "audio", "share", "frame_hw"))
-            tt(v, a, s, frame_hw=hw)
-            reps = 2 if dev == "cpu" else 20
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            w0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(reps):
-                tt(v, a, s, frame_hw=hw)
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            dt, dc = (time.perf_counter() - w0) / reps, (time.process_time() - c0) / reps
-            emit("augment", "train_transform_samples_per_s", len(items) / dt, "samples/s", device=dev,
-                 frame_mode=mode, batch=len(items), threads=torch.get_num_threads(),
-                 samples_per_cpu_s=round(len(items) / dc, 2))
+        batches[mode] = {k: torch.stack([it[k] for it in items]) for k in ("video", "audio", "share", "frame_hw")}
+    for dev in devices:
+        tt = TrainTransform().to(dev)
+        timing = {}
+        for r in range(args.rounds):
+            for mode, batch in batches.items():
+                v, a, s, hw = (batch[k].to(dev) for k in ("video", "audio", "share", "frame_hw"))
+                if r == 0:
+                    tt(v, a, s, frame_hw=hw)                             # warm up
+                reps = 1 if dev == "cpu" else 20
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                w0, c0 = time.perf_counter(), time.process_time()
+                for _ in range(reps):
+                    tt(v, a, s, frame_hw=hw)
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                n = len(v) * reps
+                timing.setdefault(mode, []).append((n / (time.perf_counter() - w0),
+                                                    n / (time.process_time() - c0)))
+        for mode, ts in timing.items():
+            emit("augment", "train_transform_samples_per_s", float(np.median([t[0] for t in ts])), "samples/s",
+                 device=dev, frame_mode=mode, batch=len(batches[mode]["video"]), threads=torch.get_num_threads(),
+                 samples_per_cpu_s=round(float(np.median([t[1] for t in ts])), 2))
     return 0
 
 
