@@ -15,7 +15,8 @@ heartbeat refreshed every HEARTBEAT_S seconds by a daemon thread). Acquiring it:
 3. The record is rewritten in place (never renamed: a new inode would not carry the lock).
 
 Release writes `"released": true` into the record and unlocks; the file stays (unlinking it would
-let two processes lock two different inodes).
+let two processes lock two different inodes). Forked children (DataLoader workers) close their copy of
+the descriptor at once, so a worker that outlives a killed trainer does not keep its lock.
 """
 from __future__ import annotations
 
@@ -40,6 +41,24 @@ REQUEUE_WAIT_S = float(os.environ.get("CRISSCROSS_LOCK_REQUEUE_WAIT_S", 180))
 
 class RunLockedError(RuntimeError):
     """Another live run holds this run directory; the message names it and the ways out."""
+
+
+_HELD: set = set()       # lock descriptors held by this process
+
+
+def _drop_inherited() -> None:
+    """In a forked child (DataLoader workers, process pools): close the copies of the lock descriptors.
+    A flock belongs to the open file, shared by parent and child; a worker outliving a killed trainer
+    would otherwise keep the dead run's lock alive. The parent's own descriptor keeps its lock."""
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited)
 
 
 def _utc(ts: float) -> str:
@@ -136,6 +155,7 @@ class RunLock:
     def acquire(self) -> "RunLock":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        _HELD.add(self.fd)
         host, mine = socket.gethostname(), slurm_job_id()
         flock_works, deadline = True, time.time() + REQUEUE_WAIT_S
         try:
@@ -187,6 +207,7 @@ class RunLock:
 
     def _close(self) -> None:
         if self.fd is not None:
+            _HELD.discard(self.fd)
             try:
                 os.close(self.fd)         # closing the descriptor drops the flock
             finally:

@@ -487,3 +487,24 @@ def test_checkpoints_and_exports_follow_the_umask(tmp_path, demo_manifest):
         assert (tmp_path / "private.pt").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_forked_child_does_not_keep_a_killed_runs_lock(tmp_path):
+    """DataLoader workers are forked children; one that outlives its killed trainer must not hold the
+    run directory's lock (a flock is shared with the fork unless the child lets go)."""
+    from crisscross_core.runlock import RunLock
+    holder = ("import os, sys, time, signal; from crisscross_core.runlock import RunLock; "
+              "RunLock(sys.argv[1]).acquire(); pid = os.fork()\n"
+              "if pid == 0: time.sleep(60); os._exit(0)\n"
+              "open(sys.argv[2], 'w').write(str(pid)); os.kill(os.getpid(), signal.SIGKILL)")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([PY, "-c", holder, str(tmp_path / "run"), str(tmp_path / "child")], env=env, timeout=60)
+    assert r.returncode == -9
+    child = int((tmp_path / "child").read_text())
+    try:
+        os.kill(child, 0)                                    # the forked child is still alive ...
+        lock = RunLock(tmp_path / "run").acquire()           # ... and the lock is free anyway
+        assert lock.took_over is not None
+        lock.release()
+    finally:
+        os.kill(child, 9)
