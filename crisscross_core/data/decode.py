@@ -38,6 +38,21 @@ class NoAudioError(DecodeError):
     """Audio was requested from a file without an audio stream and no_audio='skip'."""
 
 
+def open_source(path: str):
+    """What PyAV opens for `path`: the path itself, or a member of a tar shard as a file-like view
+    ('<shard>.tar::<member>', shards.py). Shard problems (missing, truncated) raise DecodeError."""
+    return open_member(path) if is_shard_ref(path) else path
+
+
+def media_exists(path) -> bool:
+    """A file, a shard member or a frame-store clip that is there (cheap: no decoding)."""
+    if is_shard_ref(path):
+        return member_exists(path)
+    if is_frame_ref(path):
+        return store_exists(path)
+    return Path(path).is_file()
+
+
 @dataclass
 class MediaInfo:
     """Stream facts of one file (times in seconds; 0 / None where a stream is absent)."""
@@ -91,9 +106,12 @@ def probe(path: str | Path) -> MediaInfo:
     A stream without a header duration is measured from its packets (demux, no decode), so a
     stream shorter than the container is not recorded as the container's length."""
     path = str(path)
+    if is_frame_ref(path):                                   # the decode-free tier (frames.py)
+        return probe_entry(path)
     try:
-        size = Path(path).stat().st_size
-        with av.open(path, metadata_errors="ignore") as c:
+        source = open_source(path)
+        size = source.size if is_shard_ref(path) else Path(path).stat().st_size
+        with av.open(source, metadata_errors="ignore") as c:
             vs = c.streams.video[0] if c.streams.video else None
             as_ = c.streams.audio[0] if c.streams.audio else None
             if vs is None and as_ is None:
@@ -209,6 +227,10 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
     threads: video decoder slice threads (1: DataLoader workers parallelise across items).
     """
     path = str(path)
+    if is_frame_ref(path):                                   # the decode-free tier: slices, no decoding
+        return read_windows(path, video_windows, audio_windows, fps=fps, short_side=short_side, size=size,
+                            audio_rate=audio_rate, short_clip=short_clip, no_audio=no_audio,
+                            frame_mode=frame_mode, info=info)
     if short_clip not in ("pad", "skip") or no_audio not in ("skip", "silence"):
         raise ValueError(f"short_clip={short_clip!r} (pad|skip), no_audio={no_audio!r} (skip|silence)")
     if frame_mode not in FRAME_MODES:
@@ -216,7 +238,7 @@ def decode_windows(path: str | Path, video_windows: Sequence[Window] = (),
     vwins = [(float(s), float(d)) for s, d in video_windows]
     awins = [(float(s), float(d)) for s, d in audio_windows]
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = av.open(open_source(path), metadata_errors="ignore")
     except (av.FFmpegError, OSError, ValueError) as e:
         raise DecodeError(f"{path}: cannot open ({type(e).__name__}: {e})") from e
     try:
@@ -395,3 +417,7 @@ def _assemble_audio(path, win, chunks, rate, short_clip, has_audio) -> np.ndarra
     if not chunks:
         raise DecodeError(f"{path}: no audio decoded for window starting at {start:.3f}s")
     return wave
+
+
+from .frames import is_frame_ref, probe_entry, read_windows, store_exists  # noqa: E402  (storage tiers)
+from .shards import is_shard_ref, member_exists, open_member  # noqa: E402

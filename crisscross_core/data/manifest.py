@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .decode import DecodeError, MediaInfo, probe
+from .decode import DecodeError, MediaInfo, media_exists, probe
 
 VERSION = 1
 MAGIC = f"# crisscross-manifest v{VERSION}"
@@ -233,7 +233,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None, check_files:
         if not r.path:
             problems.append(f"line {n}: empty path")
             continue
-        if check_files and not (root / r.path).is_file():
+        if check_files and not media_exists(root / r.path):
             problems.append(f"line {n}: file not found: {root / r.path}")
             continue
         rows.append(r)

@@ -9,12 +9,14 @@ are re-encoded audio-only. Failures are skipped and reported; the new manifest l
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
 import av
+import numpy as np
 
 from .decode import DecodeError, probe
 from .manifest import Entry, health_summary, load_rows, row_from_info, write_health, write_manifest
@@ -195,3 +197,146 @@ def write_media(path: str | Path, video=None, fps: float = 16, audio=None, rate:
                 n = _mux_audio(out, as_, f, n)
             out.mux(as_.encode(None))
     return path
+
+
+# ----------------------------------------------------------------------------- storage tiers: shards, frames
+
+def _sample_key(i: int, path: str) -> str:
+    """A webdataset-safe key (no dots: webdataset splits key and extension at the first dot)."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(path).stem)
+    return f"{i:07d}_{stem[:80]}"
+
+
+def _shard_job(args):
+    """Worker: transcode one clip to a temporary .mp4 (or take the file as it is when `kw` is None);
+    return its bytes, extension and probe, or the error."""
+    import tempfile
+    i, src, kw, row = args
+    if kw is None:
+        try:
+            return i, row, (Path(src).read_bytes(), Path(src).suffix.lstrip(".").lower() or "bin"), probe(src), None
+        except Exception as e:  # noqa: BLE001 - report and go on
+            return i, row, None, None, str(e)
+    with tempfile.TemporaryDirectory() as d:
+        dst = Path(d) / "clip.mp4"
+        try:
+            transcode(src, dst, **kw)
+            return i, row, (dst.read_bytes(), "mp4"), probe(dst), None
+        except Exception as e:  # noqa: BLE001 - report and go on
+            return i, row, None, None, str(e)
+
+
+def prepare_shards(manifest, out_dir: str | Path, root=None, shard_bytes: int = 1 << 30, short_side: int = 256,
+                   gop: int = 16, crf: int = 23, preset: str = "veryfast", workers: int = 4,
+                   progress: bool = True, transcode_clips: bool = True):
+    """Transcode every manifest row (as `prepare_dataset`) into tar shards of ~`shard_bytes` in the
+    webdataset layout (`<key>.mp4` + `<key>.json`), with an offset index and sha256 per shard
+    (data/shards.py). `transcode_clips=False` packs the files as they are (already prepared ones).
+    Writes `<out_dir>/manifest.csv` whose rows point into the shards. Returns (rows, health)."""
+    import json as _json
+    from dataclasses import asdict
+    from tqdm.auto import tqdm
+    from .shards import SEP, ShardWriter
+    rows, src_root = load_rows(manifest, root)
+    out_dir = Path(out_dir)
+    kw = dict(short_side=short_side, gop=gop, crf=crf, preset=preset) if transcode_clips else None
+    jobs = [(i, str(src_root / r.path), kw, r) for i, r in enumerate(rows)]
+    writer = ShardWriter(out_dir, shard_bytes)
+    new_rows, failed = [], []
+
+    def consume(results):
+        for i, r, blob, info, err in tqdm(results, total=len(jobs), desc="shards", disable=not progress):
+            if err is not None:
+                failed.append({"path": r.path, "reason": err})
+                continue
+            (data, ext), key = blob, _sample_key(i, r.path)
+            shard = Path(writer.add(key, {ext: data, "json": _json.dumps(asdict(r)).encode()}))
+            e = Entry(f"{shard.name}{SEP}{key}.{ext}", r.label, r.label_idx, r.split, r.fold)
+            nr = row_from_info(e, info)
+            nr.size_bytes = len(data)
+            new_rows.append(nr)
+
+    try:
+        if workers <= 1:
+            consume(map(_shard_job, jobs))
+        else:
+            with ProcessPoolExecutor(workers) as ex:
+                consume(ex.map(_shard_job, jobs, chunksize=4))
+    finally:
+        writer.close()
+    out_manifest = out_dir / "manifest.csv"
+    write_manifest(new_rows, out_manifest, meta={
+        "prepared_from": str(manifest) if isinstance(manifest, (str, Path)) else "rows", "root": ".",
+        "storage": "shards", "shards": len(writer.written),
+        **({"short_side": short_side, "gop": gop, "crf": crf} if transcode_clips else {"packed": "as is"})})
+    health = health_summary(new_rows, failed)
+    health["shards"] = len(writer.written)
+    write_health(health, out_manifest)
+    return new_rows, health
+
+
+def _frames_job(args):
+    from .frames import decode_clip
+    i, src, fps, short_side, rate, row = args
+    try:
+        return i, row, decode_clip(src, fps=fps, short_side=short_side, rate=rate), None
+    except Exception as e:  # noqa: BLE001 - report and go on
+        return i, row, None, str(e)
+
+
+def prepare_frames(manifest, out_dir: str | Path, root=None, short_side: int = 128, fps: float = 16.0,
+                   rate: int = 16000, workers: int = 4, progress: bool = True):
+    """Decode every manifest row once into a frame store (`<out_dir>`, named `*.frames`): uint8 frames
+    at `fps` with short side `short_side`, 16 kHz mono audio as float16, an index (data/frames.py).
+    Writes `<out_dir>/manifest.csv` whose rows point into the store. Returns (rows, health)."""
+    import json as _json
+    from tqdm.auto import tqdm
+    from ..fileio import atomic_write_text
+    from .frames import SEP, SUFFIX, probe_entry
+    rows, src_root = load_rows(manifest, root)
+    store = Path(out_dir)
+    if not store.name.endswith(SUFFIX):
+        store = store.with_name(store.name + SUFFIX)
+    store.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, str(src_root / r.path), fps, short_side, rate, r) for i, r in enumerate(rows)]
+    index = {"fps": fps, "rate": rate, "short_side": short_side, "clips": {}}
+    entries, failed = [], []
+    with open(store / "video.u8.part", "wb") as fv, open(store / "audio.f16.part", "wb") as fa:
+        def consume(results):
+            for i, r, clip, err in tqdm(results, total=len(jobs), desc="frames", disable=not progress):
+                if err is not None:
+                    failed.append({"path": r.path, "reason": err})
+                    continue
+                key, info, frames, audio = _sample_key(i, r.path), clip["info"], clip["frames"], clip["audio"]
+                voff, aoff = fv.tell(), fa.tell() // 2
+                fv.write(np.ascontiguousarray(frames, np.uint8).tobytes())
+                fa.write(np.asarray(audio, np.float16).tobytes())
+                t, h, w = (frames.shape[:3] if len(frames) else (0, 0, 0))
+                index["clips"][key] = {"video": [voff, int(t), int(h), int(w)], "audio": [aoff, int(len(audio))],
+                                       "fps": fps, "rate": rate, "video_start": info.video_start,
+                                       "audio_start": info.audio_start,
+                                       "video_duration": float(t) / fps if t else 0.0,
+                                       "audio_duration": len(audio) / rate, "source": r.path}
+                entries.append((key, r))
+        if workers <= 1:
+            consume(map(_frames_job, jobs))
+        else:
+            with ProcessPoolExecutor(workers) as ex:
+                consume(ex.map(_frames_job, jobs))
+    os.replace(store / "video.u8.part", store / "video.u8")
+    os.replace(store / "audio.f16.part", store / "audio.f16")
+    atomic_write_text(store / "index.json", _json.dumps(index))
+    from . import frames as _frames
+    _frames._STORES.pop((os.getpid(), str(store)), None)     # a rewritten store is reopened
+    new_rows = []
+    for key, r in entries:
+        ref = f"{store}{SEP}{key}"
+        e = Entry(f"{store.name}{SEP}{key}", r.label, r.label_idx, r.split, r.fold)
+        new_rows.append(row_from_info(e, probe_entry(ref)))
+    out_manifest = store / "manifest.csv"
+    write_manifest(new_rows, out_manifest, meta={
+        "prepared_from": str(manifest) if isinstance(manifest, (str, Path)) else "rows", "root": "..",
+        "storage": "frames", "fps": fps, "short_side": short_side, "rate": rate})
+    health = health_summary(new_rows, failed)
+    write_health(health, out_manifest)
+    return new_rows, health
