@@ -180,3 +180,21 @@ def test_frame_store_reads_what_decoding_gives_without_decoding(tmp_path, shared
             b, _ = decode_windows(orig.root / o.path, [(1.0, 0.5)], [], short_side=128, size=(128, 128))
             assert a[0].shape == b[0].shape == (8, 128, 128, 3) and np.array_equal(a[0], b[0])
     assert not any(p.suffix == ".part" for p in (tmp_path / "clips.frames").iterdir())
+
+
+def test_cli_prepare_shards_and_frames_and_deep_check(tmp_path, shared_data):
+    from crisscross_core.cli import main
+    src = str(REPO / "data_manifests" / "shared_clips.csv")
+    assert main(["prepare", src, str(tmp_path / "sh"), "--shards", "--shard-size", "4MB", "--pack",
+                 "--workers", "1", "--no-progress"]) == 0
+    assert main(["manifest", "check", str(tmp_path / "sh" / "manifest.csv"), "--deep"]) == 0
+    shard = sorted((tmp_path / "sh").glob("shard-*.tar"))[0]
+    with open(shard, "r+b") as f:                            # one flipped byte
+        f.seek(2000)
+        b = f.read(1)
+        f.seek(2000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert main(["manifest", "check", str(tmp_path / "sh" / "manifest.csv"), "--deep"]) == 1
+    assert main(["prepare", src, str(tmp_path / "fr"), "--frames", "--workers", "1", "--no-progress"]) == 0
+    m = read_manifest(tmp_path / "fr.frames" / "manifest.csv")
+    assert len(m.rows) == 21 and all("::" in r.path for r in m.rows)

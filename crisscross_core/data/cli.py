@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def _add_manifest(p: argparse.ArgumentParser) -> None:
@@ -40,6 +41,8 @@ def _add_manifest(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="validate a manifest (missing files, malformed rows)")
     c.add_argument("manifest")
     c.add_argument("--root", default=None)
+    c.add_argument("--deep", action="store_true",
+                   help="also verify every shard's sha256 against its index (sharded manifests)")
     c.set_defaults(_data_cmd="manifest_check")
 
 
@@ -54,7 +57,27 @@ def _add_prepare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="veryfast")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     p.add_argument("--no-progress", action="store_true")
+    t = p.add_argument_group("storage tier (default: one prepared .mp4 per clip)")
+    t.add_argument("--shards", action="store_true",
+                   help="write webdataset tar shards (+ offset index, sha256) into out_root instead of files")
+    t.add_argument("--shard-size", default="1GB", help="target shard size, e.g. 500MB, 1GB")
+    t.add_argument("--pack", action="store_true", help="--shards: pack the files as they are (no transcode)")
+    t.add_argument("--frames", action="store_true",
+                   help="decode once into a frame store (<out_root>.frames): uint8 frames + 16 kHz audio, "
+                        "memory-mapped; for small datasets")
+    t.add_argument("--frames-short-side", type=int, default=128, help="--frames: stored short side (px)")
+    t.add_argument("--fps", type=float, default=16.0, help="--frames: stored frame rate")
     p.set_defaults(_data_cmd="prepare")
+
+
+def _bytes(text: str) -> int:
+    """'500MB' / '1GB' / '200000' -> bytes."""
+    import re
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)i?B?\s*", text.upper())
+    if not m:
+        from ..config import ConfigError
+        raise ConfigError(f"--shard-size {text!r}: expected a size like 500MB or 1GB")
+    return int(float(m.group(1)) * 1024 ** "_KMGT".index(m.group(2) or "_"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({len(rows)} rows); health report {hp}")
         for u in health["unreadable_files"][:10]:
             print(f"  unreadable: {u['path']}: {u['reason']}")
+        if health.get("bad_names"):
+            print(f"  left out {health['bad_names']} files whose names are not UTF-8 (rename them): "
+                  + ", ".join(health["bad_name_files"][:5]))
         return 0 if rows else 1
     if cmd == "manifest_check":
         from .manifest import ManifestError, read_manifest
@@ -116,15 +142,39 @@ def run(args: argparse.Namespace) -> int:
         except ManifestError as e:
             print(str(e), file=sys.stderr)
             return 1
+        if args.deep:
+            from .shards import shards_of, verify_shard
+            shards = shards_of((r.path for r in m.rows), m.root)
+            bad = [p for p in (verify_shard(s) for s in shards) if p]
+            for b in bad:
+                print(f"  {b}", file=sys.stderr)
+            print(f"{args.manifest}: {len(shards)} shards checked against their sha256, {len(bad)} bad")
+            if bad:
+                return 1
         print(f"{args.manifest}: {len(m.rows)} rows OK (root {m.root})")
         return 0
     if cmd == "prepare":
-        from .prepare import prepare_dataset
+        from .prepare import prepare_dataset, prepare_frames, prepare_shards
         out = args.output
-        rows, health = prepare_dataset(args.manifest, args.out_root, out, root=args.root,
-                                       short_side=args.short_side, gop=args.gop, crf=args.crf,
-                                       preset=args.preset, workers=args.workers,
-                                       progress=not args.no_progress)
+        if args.shards and args.frames:
+            print("error: choose one of --shards and --frames", file=sys.stderr)
+            return 2
+        if args.shards:
+            rows, health = prepare_shards(args.manifest, args.out_root, root=args.root,
+                                          shard_bytes=_bytes(args.shard_size), short_side=args.short_side,
+                                          gop=args.gop, crf=args.crf, preset=args.preset, workers=args.workers,
+                                          progress=not args.no_progress, transcode_clips=not args.pack)
+            print(f"wrote {health.get('shards', 0)} shards and {Path(args.out_root) / 'manifest.csv'}")
+        elif args.frames:
+            rows, health = prepare_frames(args.manifest, args.out_root, root=args.root,
+                                          short_side=args.frames_short_side, fps=args.fps,
+                                          workers=args.workers, progress=not args.no_progress)
+            print(f"wrote the frame store {rows[0].path.split('::')[0] if rows else args.out_root} and its manifest.csv")
+        else:
+            rows, health = prepare_dataset(args.manifest, args.out_root, out, root=args.root,
+                                           short_side=args.short_side, gop=args.gop, crf=args.crf,
+                                           preset=args.preset, workers=args.workers,
+                                           progress=not args.no_progress)
         print(json.dumps({k: v for k, v in health.items() if not k.endswith("_files")}))
         for u in health["unreadable_files"][:10]:
             print(f"  failed: {u['path']}: {u['reason']}")

@@ -163,7 +163,7 @@ def _resolve_root(path: Path, meta: dict, root) -> Path:
     mroot = meta.get("root")
     if not mroot:
         return path.parent
-    mpath = Path(mroot) if Path(mroot).is_absolute() else path.parent / mroot
+    mpath = Path(mroot) if Path(mroot).is_absolute() else (path.parent / mroot).resolve()
     if not mpath.is_dir():
         raise ManifestError(f"{path}: its metadata line '# root: {mroot}' names {mpath}, which is not a "
                             "directory; fix that line, or pass the media root (data.root=..., --root ...)")
