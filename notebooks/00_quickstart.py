@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -39,7 +39,7 @@ from crisscross_core.viz.plots import collapse_curves, grouped_bars, loss_curves
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
-paths = nb_paths()
+paths = nb_paths(SMALL)
 run_dir = RUN_DIR or paths["run"]
 print("work dir:", paths["work"], "| small mode:", SMALL)
 
@@ -125,7 +125,7 @@ for label, rd in (("random init", None), ("pretrained", run_dir)):
     model, note = load_model(rd, cfg, seed=SEED)
     results[label] = evaluate_model(model, cfg, train_items, test_items)
     results[label].pop("_test_backbone")
-    print(f"{label}: {note}")
+    print(note)
 print(summary_table(results, len(classes)))
 
 # %%

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -12,7 +12,7 @@
 # CrissCross learns from two views of one video, `(v1, a1)` and `(v2, a2)`, taken at two related
 # times. Six loss terms tie them together: intra-modal (`v1↔v2`, `a1↔a2`), synchronous cross-modal
 # (`v1↔a1`, `v2↔a2`) and **asynchronous** cross-modal (`v1↔a2`, `a1↔v2`). How far apart the two views
-# are is the *relation* (spec §5.2): `same_timestamp`, `overlapped`, `adjacent`, `random`,
+# are is the *relation* (see `docs/method.md`): `same_timestamp`, `overlapped`, `adjacent`, `random`,
 # `far_apart`, `v_far_a_same`, `v_same_a_far`.
 #
 # This notebook draws the windows the training data pipeline samples — the same
@@ -35,13 +35,13 @@ import torch
 from IPython.display import Audio, Image, Markdown, display
 
 from crisscross_core.config import RELATIONS, load_config
-from crisscross_core.viz.pairings import PairingExplorer, pairing_figure
+from crisscross_core.viz.pairings import PairingExplorer, relations_figure
 from crisscross_core.viz.media import figure_png
 from crisscross_core.viz.notebook import demo_manifest, nb_paths, pick_pairing_source, small_mode
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
-paths = nb_paths()
+paths = nb_paths(SMALL)
 cfg = load_config("tiny_cpu" if SMALL else PRESET)
 
 # the demo data (notebook 00's) is built only when there is no manifest and no shared clips
@@ -60,30 +60,34 @@ ex = PairingExplorer(manifest, cfg.data, cfg.aug, seed=SEED, index=CLIP_INDEX, r
 ex
 
 # %% [markdown]
-# The widgets can be driven from code as well — here: switch to `far_apart`, then draw once more.
+# The widgets can be driven from code as well. A second explorer on the same clip (the one above keeps
+# showing `RELATION`): switch it to `far_apart`, then draw once more.
 
 # %%
-before = ex.windows
-ex.relation.value = "far_apart"
-ex.next_draw()
-print("overlapped:", before)
-print("far_apart: ", ex.windows)
-display(Image(ex.timeline.value))
+demo = PairingExplorer(manifest, cfg.data, cfg.aug, seed=SEED, index=CLIP_INDEX, relation=RELATION, augment=False)
+before = demo.windows
+demo.relation.value = "far_apart"
+demo.next_draw()
+print(f"{RELATION}:", before)
+print("far_apart: ", demo.windows)
+display(Image(demo.timeline.value))
 
 # %% [markdown]
 # ## All seven relations for this clip
-# One draw each, same clip and epoch. Shared views (`v_far_a_same`, `v_same_a_far`) are one
-# augmented tensor used for both views of that modality (spec §11.B2).
+# One draw each, same clip and epoch, on one time axis. Shared views (`v_far_a_same`, `v_same_a_far`)
+# are one augmented tensor used for both views of that modality (see `docs/method.md`).
 
 # %%
 t0, frames, wave = ex.context(int(ex.clip.value))
 row = ex.dataset.rows[int(ex.clip.value)]
+draws = {}
 for rel in RELATIONS:
     ex.dataset.cfg.relation = rel
-    w = ex.dataset.windows(int(ex.clip.value))
-    display(Image(figure_png(pairing_figure(w, frames, wave, cfg.data.audio_rate, t0, f"{row.path} — {rel}"),
-                             dpi=60)))
+    draws[rel] = ex.dataset.windows(int(ex.clip.value))
 ex.dataset.cfg.relation = ex.relation.value
+t1 = t0 + (len(wave) / cfg.data.audio_rate if len(wave) else len(frames) / ex.context_fps)
+display(Image(figure_png(relations_figure(draws, frames, t0, t1,
+                                          f"{row.path}: the windows of each relation"), dpi=90)))
 
 # %% [markdown]
 # ## Listen to the audio windows

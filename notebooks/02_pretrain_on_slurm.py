@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -29,15 +29,14 @@ NODES = 2                 # Slurm nodes (local executor: always 1)
 TASKS_PER_NODE = 1        # CPU: tasks per node; GPU clusters: set GPUS_PER_NODE (one task per GPU)
 GPUS_PER_NODE = None
 MANIFEST = ""             # training manifest; "" = the demo data
-STEPS = 60                # total optimiser steps of this run
+STEPS = None              # total optimiser steps of this run; None = 60 (small mode: 6)
 OVERRIDES = []            # more dotted config overrides, e.g. ["optim.batch_size=32"]
 RUN_DIR = ""              # "" = <work dir>/slurm_run
-WATCH_S = 900             # give up watching after this many seconds
+WATCH_S = 900             # the waiting cells give up after this many seconds (the job runs on)
 SMALL = None              # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
 
 # %%
 import os
-import time
 from pathlib import Path
 
 import yaml
@@ -49,9 +48,9 @@ from crisscross_core.viz.notebook import demo_manifest, nb_paths, pick_cluster, 
 from crisscross_core.viz.plots import loss_curves
 
 SMALL = small_mode() if SMALL is None else SMALL
-paths = nb_paths()
+paths = nb_paths(SMALL)
+STEPS = STEPS or (6 if SMALL else 60)
 if SMALL:
-    STEPS = 6
     os.environ.setdefault("OMP_NUM_THREADS", "1")   # jobs inherit it: one thread each on CI's 2 cores
 run_dir = Path(RUN_DIR or paths["work"] / "slurm_run")
 manifest = MANIFEST or str(demo_manifest(paths["demo"], small=SMALL))
@@ -91,23 +90,18 @@ def launch(max_steps):
                   time_min=30)
 
 
-def watch(job, panel, until=None, timeout=WATCH_S):
-    """Poll until the job ends (or `until(job)` is true); refresh the panel; return the final state."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        panel.refresh()
-        if job.done() or (until is not None and until(job)):
-            break
-        time.sleep(1.0)
-    return panel.refresh()["state"]
-
-
 job = launch(STEPS // 2)
-panel = job.panel()              # the next cell refreshes it; `panel.start(interval=5)` refreshes in a thread
+panel = job.panel().watch()      # refreshes in a background thread: this cell returns at once
 panel
 
+# %% [markdown]
+# `panel.watch()` keeps the panel current without holding the kernel, so **Cancel job** and
+# **Refresh** answer at once. The next cell waits for the job with `panel.wait()`, which keeps handling
+# the panel's clicks while it blocks (a plain `time.sleep` loop or `job.wait()` would queue them until
+# the cell ends). `WATCH_S` only bounds how long the cell waits; the job runs on either way.
+
 # %%
-state = watch(job, panel)
+state = panel.wait(timeout=WATCH_S)
 print(job, "->", state)
 print(job.tail(5))
 
@@ -119,16 +113,19 @@ print(job.tail(5))
 # %%
 done_steps = read_metrics(run_dir)[-1]["step"]
 job2 = launch(STEPS)
-panel2 = job2.panel()
-state2 = watch(job2, panel2, until=lambda j: read_metrics(run_dir)[-1]["step"] > done_steps, timeout=300)
-job2.cancel()
-print(job2, "->", watch(job2, panel2, timeout=60))   # local executor: its controller may print a KeyboardInterrupt
+panel2 = job2.panel().watch()
 panel2
 
 # %%
+state2 = panel2.wait(until=lambda j: read_metrics(run_dir)[-1]["step"] > done_steps, timeout=300)
+job2.cancel()
+print(job2, "->", panel2.wait(timeout=60))   # the log ends with one "[crisscross] cancelled" line
+print(job2.tail(3))
+
+# %%
 job3 = launch(STEPS)
-panel3 = job3.panel()
-state3 = watch(job3, panel3)
+panel3 = job3.panel().watch()
+state3 = panel3.wait(timeout=WATCH_S)
 print(job3, "->", state3)
 print("\n".join(l for l in job3.tail(200).splitlines() if "resumed" in l) or "(started from scratch)")
 panel3
@@ -154,6 +151,6 @@ ax.set_ylabel("samples/s")
 ax2 = ax.twinx()
 ax2.plot(steps, wait, color="grey", ls="--", label="data wait (fraction)")
 ax2.set_ylim(0, 1)
-fig.legend(fontsize=8, loc="lower right")
+fig.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 ax.set_title(f"throughput — world size {records[-1].get('world_size', 1) if records else '?'}")
 fig.tight_layout()

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -9,80 +9,92 @@
 # %% [markdown]
 # # 03 · Embedding explorer
 #
-# Extract embeddings of every clip of a manifest (several evenly spaced windows per clip), map them
-# to 2-D with UMAP — video, audio, and both modalities in one joint map — and colour the points by
-# class label, modality or the window's time offset. Pick a point with the slider to see its frames
-# and hear its audio.
+# Embed every clip of your media (several evenly spaced windows per clip) with any weights the kit
+# loads, map the embeddings to 2-D with UMAP and explore the maps: **hover** a point to see its clip,
+# **click** it to see the window's frames and hear its audio, **lasso** a group (the lasso button in
+# the map's toolbar) to get it as a table in Python and as a strip of its clips. The two maps are
+# linked: a selection in one selects the same clips in the other. Colour by class label, modality,
+# the window's time offset or the split.
 #
-# Features come from `crisscross_core.demo.embed_split` (one pass of the frozen model through
-# `evaluate.features.extract_features`, the extractor every protocol uses): backbone features `h`
-# and head projections `z` of a pretraining run — by default the run notebook 00 wrote; without
-# one, a random-init model is used and the notebook says so.
+# Embeddings come from `crisscross embed` (`evaluate.embed.embed`, resumable, cached in the work
+# directory): backbone features `h` per modality and, when the weights carry the pretraining heads, the
+# projections `z` and predictions `p`.
 
 # %% tags=["parameters"]
-MANIFEST = ""        # a labelled manifest (kit CSV, or a plain CSV with filename,label); "" = the demo data
-RUN_DIR = ""         # a pretraining run directory; "" = the one notebook 00 wrote
-WINDOWS = 4          # evenly spaced windows per clip
-MAX_ITEMS = 200      # at most this many clips (first rows)
+MEDIA = ""           # a folder of videos (class folders = labels), a manifest .csv or a media file; "" = the demo data
+WEIGHTS = ""         # a run dir, checkpoint.pt, released/exported vid_/aud_ file or .zip, an embeddings dir, or "random"; "" = notebook 00's run
+AUDIO_WEIGHTS = ""   # with a released video backbone file: the audio backbone file
+WINDOWS = 4          # evenly spaced windows per clip (one point per window and modality)
 SEED = 0
 SMALL = None         # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
 
 # %%
+import numpy as np
 import torch
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
-from crisscross_core.viz.embeddings import EmbeddingExplorer, embedding_points, scatter_figure
-from crisscross_core.viz.media import figure_png
-from crisscross_core.demo import embed_split
-from crisscross_core.viz.notebook import explorer_inputs, load_model, small_mode
+from crisscross_core.viz.embeddings import EmbeddingExplorer, alignment, embedding_points
+from crisscross_core.viz.notebook import notebook_embeddings, small_mode, weights_note
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
 if SMALL:
-    WINDOWS, MAX_ITEMS = 2, 16
-run_dir, manifest, cfg, items, classes = explorer_inputs(MANIFEST, RUN_DIR, MAX_ITEMS, small=SMALL)
-print(f"{len(items)} clips, {len(classes)} classes; manifest {manifest}")
+    WINDOWS = 2
+emb, source = notebook_embeddings(MEDIA, WEIGHTS, WINDOWS, AUDIO_WEIGHTS, seed=SEED, small=SMALL, progress=not SMALL)
+items = emb.items()
+display(Markdown(f"**media:** {source} · {weights_note(emb)}"))
+for m in emb.missing(emb.modalities):
+    print("left out:", m["path"], "-", m["reason"])
 
 # %% [markdown]
-# ## Extract
-# Video: `WINDOWS` clips of the run's length per file; audio: `WINDOWS` log-mel windows of the run's
-# audio length. Each row remembers its clip and window.
+# ## Maps
+# One UMAP per modality from the backbone features `h`. With pretraining heads, two joint maps:
+# **joint (z)** puts both modalities' projections `z` in one map, and **aligned** puts the audio
+# prediction `p_a` beside the video projection `z_v` -- the pair the audio→video loss term pulls
+# together (`docs/method.md`). How close the two modalities are, as numbers (L2-normalised rows; the
+# same windows):
+# * **gap** -- distance between the two clouds' mean directions (0: same centre; up to 2);
+# * **cos own / cos other** -- mean cosine of each window with its *own* counterpart, and with the other
+#   windows' counterparts. `cos own` well above `cos other` means each clip finds its partner even where
+#   the clouds sit apart (the "modality gap" of contrastive models), which the maps cannot show.
 
 # %%
-model, note = load_model(run_dir, cfg, seed=SEED)
-display(Markdown(f"**weights:** {note}"))
-emb = embed_split(model, cfg, items, windows=WINDOWS)
-{m: {s: f.x.shape for s, f in e.items()} for m, e in emb.items()}
-
-# %% [markdown]
-# ## UMAP
-# One map per modality from the backbone features `h`, and one joint map with both modalities'
-# projections `z` — the space the cross-modal loss terms align. Colour the joint map by modality to
-# see how far the two are aligned (a random-init model keeps them apart).
-
-# %%
-points = embedding_points({m: emb[m]["h"] for m in ("video", "audio")}, items,
-                          {"video": cfg.data.video_duration, "audio": cfg.data.audio_duration}, WINDOWS,
-                          seed=SEED, joint={m: emb[m]["z"] for m in ("video", "audio")})
-for space, colour in (("video", "label"), ("audio", "label"), ("joint", "modality"), ("video", "time offset")):
-    display(Image(figure_png(scatter_figure(points[space], colour, title=f"{space} — {colour}"), dpi=70)))
+feats = {m: emb.features(m, "h") for m in emb.modalities}
+spaces = emb.spaces
+heads = set(spaces) == {"video", "audio"} and all({"z", "p"} <= set(spaces[m]) for m in spaces)
+z = {m: emb.features(m, "z") for m in emb.modalities} if heads else None
+p = {m: emb.features(m, "p") for m in emb.modalities} if heads else None
+points = embedding_points(feats, items, seed=SEED, joint=z,
+                          aligned={"audio": p["audio"], "video": z["video"]} if heads else None)
+if heads:
+    both = np.intersect1d(z["video"].meta["row"], z["audio"].meta["row"])   # windows both modalities have
+    pick = lambda f: f.select(np.isin(f.meta["row"], both))
+    lines = ["| pair | gap | cos own | cos other | windows |", "|---|---|---|---|---|"]
+    for name, a, b in (("z_a vs z_v (joint)", z["audio"], z["video"]), ("p_a vs z_v (aligned)", p["audio"], z["video"])):
+        r = alignment(pick(a), pick(b))
+        lines.append(f"| {name} | {r['gap']:.2f} | {r['cos_own']:.3f} | {r['cos_other']:.3f} | {r['n']} |")
+    display(Markdown("\n".join(lines)))
+print({name: len(ps.xy) for name, ps in points.items()}, "points per map")
 
 # %% [markdown]
 # ## Explore
-# Choose the map and the colouring; move the slider to select a point (circled): its window's frames
-# and audio appear on the right.
+# Left and right maps (choose each), the clip view beside them. In a map: drag to pan, scroll to zoom,
+# hover for the tooltip and the clip's frames, click a point for its window's frames and audio; the
+# toolbar's lasso button switches to lasso selection (drag around a group). The selection appears as a
+# table and a strip of its clips below, and in Python as `explorer.selection`.
 
 # %%
-explorer = EmbeddingExplorer(points, items, clip_duration=cfg.data.audio_duration,
-                             audio_rate=cfg.data.audio_rate)
+durations = emb.meta["settings"]["window_seconds"]
+explorer = EmbeddingExplorer(points, items, clip_duration=durations, audio_rate=16000,
+                             left="video" if "video" in points else None,
+                             right="aligned" if "aligned" in points else None)
 explorer
 
 # %% [markdown]
-# Driving it from code: select the last point of the joint map, coloured by time offset.
+# The selection in Python, and selecting from code: here every window of the first clip's class in the
+# left map (the same clips light up in the right map).
 
 # %%
-explorer.space.value = "joint"
-explorer.colour.value = "time offset"
-explorer.point.value = explorer.point.max
-display(Markdown(explorer.info.value))
-display(Image(explorer.frames.value))
+left = points[explorer.space["left"].value]
+explorer.select("left", np.flatnonzero(left.label == left.label[0]))
+explorer.selection.groupby(["label", "modality"], observed=True).size()

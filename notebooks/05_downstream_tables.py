@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -14,7 +14,7 @@
 #
 # With `RUN_PROTOCOLS = True` the notebook first runs a few protocols itself on what is at hand:
 # kNN and linear probes on the demo data (pretrained vs random init) and, when `../shared/data/esc10`
-# exists, the ESC-10 linear-SVM protocol (spec §9.2) with the run's audio encoder and with a
+# exists, the ESC-10 linear-SVM protocol (`docs/evaluation.md`) with the run's audio encoder and with a
 # no-network log-mel-statistics baseline. The paper's rows (Kinetics-Sound / K400 / AudioSet
 # pretraining, full-size models) are the reference; a tiny CPU model pretrained for minutes on
 # synthetic clips is not expected to approach them.
@@ -27,8 +27,8 @@
 RESULTS = []              # extra result JSON files / directories to include
 RESULTS_DIR = ""          # where this notebook writes; "" = <work dir>/results
 RUN_PROTOCOLS = True      # run the small protocols below (else only collect)
-RUN_DIR = ""              # pretraining run for the encoders; "" = the one notebook 00 wrote
-MANIFEST = ""             # labelled manifest with train/test splits; "" = the demo data
+WEIGHTS = ""              # a run dir, checkpoint.pt, released/exported vid_/aud_ file or .zip; "" = notebook 00's run
+MEDIA = ""                # labelled media with train/test splits (a manifest, or class folders); "" = the demo data
 ESC_FOLDS = None          # ESC-10 test folds (None = all five)
 ESC_CROPS = 10            # augmented training crops per ESC recording (paper: 100)
 SMALL = None              # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
@@ -40,62 +40,79 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from crisscross_core.demo import embed_split
-from crisscross_core.evaluate.features import AudioFeatures, LogMelStats, audio_train_transform
+from crisscross_core.evaluate.features import AudioFeatures, LogMelStats, audio_train_transform, load_encoder
 from crisscross_core.evaluate.media import load_items
 from crisscross_core.evaluate.probe import knn_probe, linear_probe
 from crisscross_core.evaluate.results import load_results, render_markdown, write_result
 from crisscross_core.evaluate.svm import SVMConfig, run_svm
 from crisscross_core.viz.result_figures import results_figure, spread_values
 from crisscross_core.evaluate.features import settings_for
-from crisscross_core.viz.notebook import (demo_manifest, exported_weights, load_model, nb_paths, run_config,
-                                          small_mode)
+from crisscross_core.viz.notebook import (is_embeddings_dir, nb_paths, notebook_embeddings, run_config, small_mode,
+                                          weights_note, weights_source)
 
 SMALL = small_mode() if SMALL is None else SMALL
 torch.set_num_threads(1 if SMALL else torch.get_num_threads())  # 1: CI shares 2 cores
-paths = nb_paths()
+paths = nb_paths(SMALL)
 out_dir = Path(RESULTS_DIR or paths["work"] / "results")
-run_dir = RUN_DIR or paths["run"]
-cfg = run_config(run_dir)
 esc = paths["repo"] / "data_manifests" / "esc10.csv"      # the kit manifest of ../shared/data/esc10
+weights = weights_source(WEIGHTS, SMALL) if RUN_PROTOCOLS else None
+run_cfg = Path(weights) / "config.yaml" if weights and Path(weights).is_dir() else None
+cfg = run_config(Path(weights) if run_cfg and run_cfg.is_file() else None,
+                 preset="tiny_cpu" if SMALL else "paper_kinetics400")
+random_arch = str(run_cfg) if run_cfg and run_cfg.is_file() else ("tiny_cpu" if SMALL else "paper_kinetics400")
 
 # %% [markdown]
 # ## Run small protocols
-# Probes on the demo data: per-clip backbone features (windows averaged) of the train split train a
-# cosine kNN and a logistic-regression probe, scored on the test split. Random init is repeated over
-# several initialisation seeds: that spread is the yardstick for the pretrained numbers.
+# Probes on labelled media with train/test splits (the demo data by default): per-clip backbone features
+# (two windows averaged, `crisscross embed`) of the train split train a cosine kNN and a logistic-regression
+# probe, scored on the test split. Random init (the same architecture) is repeated over several
+# initialisation seeds: that spread is the yardstick for the pretrained numbers.
 
 # %%
+
+
+def split_features(e, modality):
+    """(train, test) per-window backbone Features of an Embeddings, by each clip's split tag."""
+    f = e.features(modality, "h")
+    splits, _ = e.split_of(f.rid)
+    train = np.array(["train" in s.split() for s in splits])
+    test = np.array(["test" in s.split() for s in splits])
+    return f.select(train), f.select(test)
+
+
 if RUN_PROTOCOLS:
-    manifest = MANIFEST or demo_manifest(paths["demo"], small=SMALL)
-    train_items, classes = load_items(manifest, split="train", require_audio=True)
-    test_items, _ = load_items(manifest, split="test", classes=classes, require_audio=True)
-    if SMALL:
-        train_items, test_items = train_items[:24], test_items[:12]
-    print(f"{len(train_items)} train / {len(test_items)} test clips, {len(classes)} classes")
     probes = {"knn": lambda a, b: knn_probe(a, b, k=5), "linear_probe": linear_probe}
-    weights = exported_weights(run_dir)
-    for label, rd, seeds in (("pretrained", run_dir, [0]), ("random init", None, [0, 1] if SMALL else [0, 1, 2])):
+    for label, w, seeds in (("pretrained", weights, [0]), ("random init", "random", [0, 1] if SMALL else [0, 1, 2])):
         runs = {}
         for seed in seeds:
-            model, note = load_model(rd, cfg, seed=seed)
-            tr, te = (embed_split(model, cfg, its, windows=2) for its in (train_items, test_items))
+            e, source = notebook_embeddings(MEDIA, w, windows=2, config=random_arch if w == "random" else None,
+                                            seed=seed, small=SMALL, progress=not SMALL)
             for m in ("video", "audio"):
+                if m not in e.modalities:
+                    continue
+                tr, te = split_features(e, m)
                 for name, fn in probes.items():
-                    runs.setdefault((name, m), []).append(fn(tr[m]["h"], te[m]["h"])["top1"])
-        print(f"{label}: {note}")
+                    runs.setdefault((name, m), []).append(fn(tr, te)["top1"])
+        print(f"{label}: {len(tr.x)} train / {len(te.x)} test windows of {source}")
+        display(Markdown(weights_note(e)))
+        winfo = e.meta["weights"]
         for (name, m), vals in runs.items():
             r = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "per_seed": vals}
-            write_result(f"{name}_{m}", r, out_dir, dataset="demo", label=label, seed=seeds[0],
-                         weights=weights[m] if rd else None,
-                         config={"run_dir": str(rd), "windows": 2, "init_seeds": seeds, "note": note})
+            wfile = (winfo.get(m) or {}).get("weights") if winfo.get("kind") == "backbone" else winfo.get("weights")
+            write_result(f"{name}_{m}", r, out_dir, dataset="demo" if not MEDIA else Path(MEDIA).stem,
+                         label=label, seed=seeds[0], weights=wfile if w != "random" else None,
+                         config={"weights": str(w), "windows": 2, "init_seeds": seeds,
+                                 "encoder": {"seed": seeds[0]} if w == "random" else {}})
 
 # %% [markdown]
-# ESC-10 linear SVM (spec §9.2): augmented random crops of the training folds, evenly spaced windows
-# of the test fold, C chosen on a held-out training fold; per-fold accuracies give the spread.
+# ESC-10 linear SVM (`docs/evaluation.md`): augmented random crops of the training folds, evenly spaced
+# windows of the test fold, C chosen on a held-out training fold; per-fold accuracies give the spread.
+# Beside the run's audio encoder, a baseline without a network: per-mel-bin mean and std of the log-mel.
 
 # %%
-if RUN_PROTOCOLS and (paths["shared"] / "esc10").is_dir() and esc.is_file():
+if RUN_PROTOCOLS and is_embeddings_dir(weights):
+    print("ESC-10 skipped: WEIGHTS is an embeddings directory, the SVM protocol needs an audio encoder")
+elif RUN_PROTOCOLS and (paths["shared"] / "esc10").is_dir() and esc.is_file():
     items, _ = load_items(esc)
     folds = ESC_FOLDS
     crops, windows, selection = ESC_CROPS, None, "heldout"
@@ -106,14 +123,13 @@ if RUN_PROTOCOLS and (paths["shared"] / "esc10").is_dir() and esc.is_file():
     svm_cfg = SVMConfig(clip_duration=2.0, train_crops=crops, test_windows=windows, selection=selection,
                         fixed_c=1e-2, folds=folds, scale_features=False)
     aug = audio_train_transform(a_settings)
-    model, note = load_model(run_dir, cfg)
-    run_weights = exported_weights(run_dir)["audio"]
-    for label, feat, scale, w in (
-            ("run encoder", AudioFeatures(model.audio_backbone, "conv5x"), False, run_weights),
-            ("log-mel stats", LogMelStats(), True, None)):
+    encoder, einfo = load_encoder(weights, "audio")
+    for label, feat, scale, w, enc in (
+            ("run encoder", AudioFeatures(encoder, "conv5x"), False, einfo["weights"], {}),
+            ("log-mel stats", LogMelStats(), True, None, {"baseline": "log-mel statistics"})):
         c = SVMConfig(**{**svm_cfg.__dict__, "scale_features": scale})
         r = run_svm(feat, items, c, augment=aug, audio=a_settings, progress=False)
-        write_result("esc_svm", r, out_dir, dataset="esc10", label=label, weights=w, config={"note": note})
+        write_result("esc_svm", r, out_dir, dataset="esc10", label=label, weights=w, config={"encoder": enc})
         print(f"ESC-10 {label}: {100 * r['mean']:.1f} ± {100 * r['std']:.1f} %")
 elif RUN_PROTOCOLS:
     print(f"no {paths['shared'] / 'esc10'}: ESC-10 skipped")

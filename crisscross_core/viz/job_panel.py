@@ -1,8 +1,14 @@
 """A small ipywidgets panel for one submitted job: state, step, samples/s, live loss plot, cancel.
 
-    job = submit(...); panel = JobPanel(job); panel          # shows it in a notebook cell
-    panel.refresh()                                          # pull status + metrics.jsonl now
-    panel.start(interval=5)                                  # or refresh in a background thread
+    job = submit(...); panel = job.panel(); panel            # shows it in a notebook cell
+    panel.watch()            # refresh in a background thread; the cell returns at once (kernel free)
+    panel.wait()             # block a cell until the job ends -- the panel's buttons still work
+    panel.refresh()          # pull status + metrics.jsonl now
+
+Buttons are ipywidgets callbacks, which the kernel runs between cells: `watch()` never holds the kernel,
+and `wait()` handles the panel's clicks while it blocks (jupyter-ui-poll), so **Cancel job** works
+whether the kernel is idle or busy in `wait()`. A cell blocked in anything else (a plain
+`time.sleep`, `job.wait()`) queues the click until it returns.
 
 Works with any handle that has status(), metrics() (list of dicts with step/loss/samples_per_s),
 tail(n) and cancel() -- crisscross_core.jobs.JobHandle or a fake in tests.
@@ -25,7 +31,9 @@ def loss_png(rows: list[dict], key: str = "loss", width: float = 5.0, height: fl
     fig = Figure(figsize=(width, height), dpi=80)
     ax = fig.add_subplot(1, 1, 1)
     if pts:
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.5, marker="o" if len(pts) < 20 else None, ms=4)
+    else:
+        ax.text(0.5, 0.5, "no logged step yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xlabel("step")
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
@@ -44,6 +52,7 @@ class JobPanel:
         self.handle, self.loss_key, self.tail_lines = handle, loss_key, tail_lines
         self._last_plotted: Optional[tuple] = None
         self._thread: Optional[threading.Thread] = None
+        self.cancelled = False
         self._stop = threading.Event()
         name = getattr(handle, "job_id", "?")
         self.title = W.HTML(f"<b>job {name}</b> <code>{getattr(handle, 'run_dir', '')}</code>")
@@ -87,16 +96,47 @@ class JobPanel:
             self.plot.value = loss_png(rows, self.loss_key)
             self._last_plotted = key
         try:
-            self.log.value = self.handle.tail(self.tail_lines)
+            tail = self.handle.tail(self.tail_lines)
         except Exception as e:  # noqa: BLE001 - a missing log must not break the panel
-            self.log.value = f"(no log yet: {e})"
+            tail = f"(no log yet: {e})"
+        steps = "\n".join(f"step {r.get('step')}: {self.loss_key} {r.get(self.loss_key, float('nan')):.4f}"
+                          + (f", {r['samples_per_s']:.1f} samples/s" if isinstance(r.get("samples_per_s"), (int, float))
+                             else "") for r in rows[-3:])
+        self.log.value = ((f"# metrics.jsonl, last logged steps\n{steps}\n" if steps else "")
+                          + f"# the job's log (stdout+stderr), last {self.tail_lines} lines\n{tail}")
         self.cancel_button.disabled = state in FINAL_STATES
         return view
 
     def _on_cancel(self, _button: Any = None) -> None:
         self.handle.cancel()
+        self.cancelled = True
         self.cancel_button.disabled = True
         self.state.value = "state: cancelling"
+
+    def watch(self, interval: float = 2.0) -> "JobPanel":
+        """Refresh every `interval` s in a background thread until the job ends; returns at once, so the
+        kernel stays free for the panel's buttons (and for other cells). Returns the panel (shows it)."""
+        return self.start(interval)
+
+    def wait(self, until=None, timeout: Optional[float] = None, poll: float = 0.5) -> str:
+        """Block until the job ends (or `until(handle)` is true, or `timeout` s); refresh the panel while
+        waiting and handle its button clicks (Cancel works while this cell is busy). Returns the state.
+        Outside a kernel, or without jupyter-ui-poll, it only waits."""
+        import time
+        self.stop()               # one refresher at a time: this loop takes over from watch()'s thread
+        t0 = time.time()
+        with _ui_events() as process_ui:
+            while True:
+                view = self.refresh()
+                if view["state"] in FINAL_STATES or (until is not None and until(self.handle)):
+                    break
+                if timeout is not None and time.time() - t0 > timeout:
+                    break
+                end = time.time() + poll
+                while time.time() < end:
+                    process_ui()
+                    time.sleep(0.05)
+        return self.refresh()["state"]
 
     def start(self, interval: float = 5.0) -> "JobPanel":
         """Refresh every `interval` s in a daemon thread until the job ends or stop() is called."""
@@ -116,8 +156,43 @@ class JobPanel:
         self._thread.start()
         return self
 
+    @property
+    def watching(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+class _NoUI:
+    def __enter__(self):
+        return lambda: None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _ui_events():
+    """Context manager yielding `process()`: handle pending widget messages (button clicks) while a cell
+    blocks -- jupyter_ui_poll.ui_events() inside an IPython kernel, a no-op elsewhere."""
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        if ip is None or not hasattr(ip, "kernel"):
+            return _NoUI()
+        from jupyter_ui_poll import ui_events
+    except ImportError:
+        return _NoUI()
+
+    class _Poll:
+        def __enter__(self):
+            self._cm = ui_events()
+            poll = self._cm.__enter__()
+            return lambda: poll(10)
+
+        def __exit__(self, *exc):
+            return self._cm.__exit__(*exc)
+    return _Poll()

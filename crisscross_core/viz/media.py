@@ -43,6 +43,27 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def image_layout(**kw):
+    """ipywidgets Layout for an Image that keeps its aspect (never stretched by a flex row or column)."""
+    import ipywidgets as W
+    return W.Layout(object_fit="contain", align_self="flex-start", height="auto", **kw)
+
+
+def strip_on_axis(ax, frames: np.ndarray, t0: float, t1: float, fig=None, max_frames: int = 32) -> int:
+    """Draw an evenly spaced frame strip across [t0, t1] of a time axis without stretching the frames:
+    as many frames as fit the axes box at their own aspect (call after the figure's layout is final).
+    Returns the number of frames drawn."""
+    fig = fig or ax.figure
+    box = ax.get_position()
+    w_in, h_in = box.width * fig.get_figwidth(), box.height * fig.get_figheight()
+    fh, fw = frames.shape[1:3]
+    n = max(1, min(len(frames), max_frames, int(round(w_in / h_in * fh / fw))))
+    strip = frame_strip(frames, n, gap=0)
+    # the strip spans the axes exactly: leftover width (rounding n) is split between the frames, < 1/2 frame
+    ax.imshow(strip, aspect="auto", extent=[t0, t1, 0, 1])
+    return n
+
+
 def figure_png(fig, dpi: int = 90, close: bool = True) -> bytes:
     """A matplotlib Figure → PNG bytes (closed afterwards so notebooks do not also draw it)."""
     buf = io.BytesIO()
@@ -122,12 +143,11 @@ def log_mel(wave: np.ndarray, rate: int = 16000, n_mels: int = 80, n_fft: int = 
 
 def clip_figure(frames: np.ndarray, wave: np.ndarray, rate: int = 16000, start: float = 0.0,
                 title: str = "", n_frames: int = 8):
-    """Frame strip, waveform and log-mel of one clip, stacked on a shared time axis. Returns a Figure."""
+    """Frame strip (at most `n_frames`, as many as fit at their own aspect), waveform and log-mel of one
+    clip, stacked on a shared time axis. Returns a Figure."""
     import matplotlib.pyplot as plt
     dur = len(wave) / rate if len(wave) else len(frames) / 4.0
     fig, axes = plt.subplots(3, 1, figsize=(9, 5), gridspec_kw={"height_ratios": [1.2, 1, 1.2]})
-    if len(frames):
-        axes[0].imshow(frame_strip(frames, n_frames), aspect="auto", extent=[start, start + dur, 0, 1])
     axes[0].set_yticks([])
     axes[0].set_title(title or "frames")
     t = start + np.arange(len(wave)) / rate
@@ -140,4 +160,6 @@ def clip_figure(frames: np.ndarray, wave: np.ndarray, rate: int = 16000, start: 
     axes[2].set_ylabel("mel bin")
     axes[2].set_xlabel("time (s)")
     fig.tight_layout()
+    if len(frames):
+        strip_on_axis(axes[0], frames, start, start + dur, max_frames=n_frames)
     return fig

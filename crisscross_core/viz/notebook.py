@@ -29,16 +29,19 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def nb_paths() -> dict:
+def nb_paths(small: Optional[bool] = None) -> dict:
     """Where notebooks read and write: repo, shared data (`../shared/data` beside the repo), a work dir.
 
     work dir: `$CRISSCROSS_NB_WORKDIR`, else `<repo>/runs/notebooks` (gitignored). Notebooks 03-05
     look for the checkpoint 00 writes at `work/"nb_small"` (small mode) or `work/"quickstart"`.
+    small: the notebook's SMALL (None = from `$CRISSCROSS_NB_SMALL`), so SMALL=False in a notebook
+    means the full run even where the variable is set.
     """
+    small = small_mode() if small is None else bool(small)
     repo = repo_root()
     work = Path(os.environ.get(WORKDIR_ENV) or repo / "runs" / "notebooks").resolve()   # created by writers
     return {"repo": repo, "shared": repo.parent / "shared" / "data", "work": work,
-            "demo": work / "demo_data", "run": work / ("nb_small" if small_mode() else "quickstart")}
+            "demo": work / "demo_data", "run": work / ("nb_small" if small else "quickstart")}
 
 
 DEMO_ENV = "CRISSCROSS_NB_DEMO_MANIFEST"
@@ -151,39 +154,125 @@ def exported_weights(run_dir: str | Path | None) -> dict:
 
 
 def load_model(run_dir: str | Path | None, cfg, seed: int = 0):
-    """(CrissCross in eval mode, note): the run's `<run_dir>/checkpoint.pt`, else random init of
-    cfg.model's size (seeded), with a note saying which, for the notebooks to print.
+    """(CrissCross in eval mode, note): `<run_dir>/checkpoint.pt`, or -- only for run_dir None / "random" --
+    a seeded random init of cfg.model's size (a baseline), with a note saying which, for the notebooks
+    to print. A run directory without a checkpoint is an error (never a silent random model).
 
     Embed items with `crisscross_core.demo.embed_split(model, cfg, items, windows)`: per modality the
     backbone features "h", projections "z" and predictions "p" from one pass.
     """
     from crisscross_core.checkpoint import load_run_model
+    if run_dir in (None, "", "random"):
+        model, _ = load_run_model(cfg.model, None, seed=seed)
+        return model.eval(), f"random init (seed {seed}, the run's architecture)"
+    if not (Path(run_dir) / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: run notebook 00 (or train) first, or pass "
+                                "another run directory")
     model, step = load_run_model(cfg.model, run_dir, seed=seed)
-    if step is not None:
-        note = f"pretrained: `{Path(run_dir) / 'checkpoint.pt'}` (step {step})"
+    return model.eval(), f"pretrained `{Path(run_dir) / 'checkpoint.pt'}` (step {step})"
+
+
+# ----------------------------------------------------------------------------- any weights, any media
+
+WEIGHTS_HELP = ("a run directory, a checkpoint.pt, a released or exported vid_/aud_ file (.pth.tar, .zip, "
+                ".safetensors), an embeddings directory of `crisscross embed`, or 'random'")
+
+
+def media_source(media: str | Path = "", small: bool = False) -> tuple[Path, str]:
+    """(source, description) for `crisscross embed`: MEDIA as given -- a folder of media files (labels
+    from class folders), a manifest (.csv) or one media file -- else the demo data (built on first use)."""
+    if media:
+        p = Path(media).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"MEDIA {p} does not exist (a folder of videos, a manifest .csv or a media "
+                                    "file; leave it empty for the demo data)")
+        kind = "folder" if p.is_dir() else "manifest" if p.suffix.lower() in (".csv", ".tsv", ".txt") else "file"
+        return p, f"your {kind} `{p}`"
+    return Path(demo_manifest(nb_paths()["demo"], small=small)), "the demo data"
+
+
+def weights_source(weights: str | Path = "", small: Optional[bool] = None) -> str:
+    """WEIGHTS as given (checked to exist), "random", or "" = the run notebook 00 wrote -- an error naming
+    what to do when that run does not exist."""
+    if str(weights) == "random":
+        return "random"
+    if weights:
+        p = Path(weights).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"WEIGHTS {p} does not exist ({WEIGHTS_HELP})")
+        return str(p)
+    run = nb_paths(small)["run"]
+    if not (run / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"no run at {run}: run notebook 00 first, or set WEIGHTS ({WEIGHTS_HELP})")
+    return str(run)
+
+
+def is_embeddings_dir(path) -> bool:
+    return str(path) != "random" and (Path(path) / "embeddings.json").is_file()
+
+
+def _stamp(path: Path) -> list:
+    """What changes when a weights file or a run's checkpoint / exports / a manifest is rewritten."""
+    if not path.exists():
+        return []
+    files = [path] if path.is_file() else sorted([*path.glob("checkpoint.pt"), *path.glob("*_crisscross_*")])
+    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def notebook_embeddings(media: str | Path = "", weights: str | Path = "", windows: int = 4,
+                        audio_weights: str | Path = "", config: Optional[str] = None, seed: int = 0,
+                        small: bool = False, progress: bool = True):
+    """(Embeddings, description) for the explorer notebooks, via `crisscross embed` (evaluate.embed).
+
+    weights: see weights_source (an embeddings directory is opened as it is, `media` ignored); media: see
+    media_source. One row per window (`windows` evenly spaced per clip). Cached under
+    `<work dir>/embeddings/<source>-<key>` (key: source, weights and their file stamps, settings), so a
+    second notebook -- or a rerun -- reuses it, and retraining the run gives a new one.
+    """
+    import hashlib
+    import json
+    from crisscross_core.evaluate.embed import embed, load_embeddings
+    w = weights_source(weights, small)
+    if is_embeddings_dir(w):
+        e = load_embeddings(w)
+        return e, f"embeddings `{w}`" + (" (MEDIA ignored: the embeddings name their own files)" if media else "")
+    source, desc = media_source(media, small=small)
+    key = hashlib.sha256(json.dumps([str(source.resolve()), _stamp(source), w, _stamp(Path(w)),
+                                     str(audio_weights), _stamp(Path(audio_weights)) if audio_weights else [],
+                                     windows, config, seed], default=str).encode()).hexdigest()[:12]
+    out = nb_paths()["work"] / "embeddings" / f"{source.stem}-{key}"
+    embed(source, w, out, audio_weights=audio_weights or None, windows=windows, per_window=True,
+          config=config, seed=seed, progress=progress)
+    return load_embeddings(out), desc
+
+
+def weights_note(e) -> str:
+    """One markdown line: what the weights of an Embeddings are (kind, file, sha256, seed), and whether
+    the embeddings are complete."""
+    w = (e.meta.get("weights") or {})
+    kind = w.get("kind", "?")
+    if kind == "random":
+        what = f"**random init** (seed {w.get('seed')}, architecture of `{w.get('config') or 'the preset'}`)"
+    elif kind == "checkpoint":
+        what = (f"pretraining checkpoint `{w.get('weights')}`" + (f" (step {w['step']})" if w.get("step") is not None
+                                                                   else "")
+                + (f", sha256 {str(w.get('sha256'))[:12]}…" if w.get("sha256") else ""))
     else:
-        note = (f"**random init** — no checkpoint in {run_dir or '(no run dir)'}; "
-                "run notebook 00 first for pretrained encoders")
-    return model.eval(), note
+        files = {m: w[m] for m in ("video", "audio") if isinstance(w.get(m), dict)}
+        what = "backbones " + ", ".join(f"{m} `{Path(str(f.get('weights'))).name}` (sha256 "
+                                        f"{str(f.get('sha256'))[:12]}…)" for m, f in files.items())
+    c = e.meta.get("counts", {})
+    state = "complete" if e.meta.get("complete") else "**PARTIAL**"
+    return f"**weights:** {what} · {len(e.rows)} rows of {e.meta.get('n_items')} clips, {state}; counts {c}"
 
 
 def explorer_inputs(manifest: str = "", run_dir: str = "", max_items: int | None = None,
                     small: bool = False) -> tuple:
-    """(run_dir, manifest, cfg, items, classes) for the explorer notebooks: the given manifest and
-    run, else the demo data and the run notebook 00 wrote; clips with audio, the first `max_items`."""
+    """(run_dir, manifest, cfg, items, classes): the given manifest and run, else the demo data and the
+    run notebook 00 wrote; clips with audio, the first `max_items`."""
     from crisscross_core.evaluate.media import load_items
-    paths = nb_paths()
+    paths = nb_paths(small)
     run_dir = run_dir or paths["run"]
     manifest = manifest or demo_manifest(paths["demo"], small=small)
     items, classes = load_items(manifest, require_audio=True)
     return run_dir, manifest, run_config(run_dir), items[:max_items], classes
-
-
-def query_gallery(items) -> tuple[list, list]:
-    """Split labelled items into (queries, gallery): the "test" split queries the rest (spec §9.4);
-    without split tags, every other item (by row id) is a query."""
-    test = [i for i, it in enumerate(items) if "test" in it.split.split()]
-    if not test or len(test) == len(items):
-        test = list(range(1, len(items), 2))
-    ts = set(test)
-    return test, [i for i in range(len(items)) if i not in ts]

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from .media import denormalise, figure_png, frame_strip, load_preview, log_mel, wav_bytes
+from .media import denormalise, figure_png, frame_strip, load_preview, log_mel, strip_on_axis, wav_bytes
 from .shown import Shown
 
 VIEW_COLOURS = {"v1": "tab:blue", "a1": "tab:orange", "v2": "tab:green", "a2": "tab:red"}
@@ -31,9 +31,6 @@ def pairing_figure(windows, frames: np.ndarray, wave: np.ndarray, rate: int, t0:
     t1 = t0 + dur
     fig, axes = plt.subplots(3, 1, figsize=(9, 5.2), sharex=True,
                              gridspec_kw={"height_ratios": [1.1, 1.0, 1.3]})
-    if len(frames):
-        n = int(np.clip(round(dur), 4, 14))
-        axes[0].imshow(frame_strip(frames, n), aspect="auto", extent=[t0, t1, 0, 1])
     for name in ("v1", "v2"):
         s, d = getattr(windows, name)
         axes[0].axvspan(s, s + d, ymin=0.0, ymax=1.0, fill=False, lw=2, ec=VIEW_COLOURS[name])
@@ -60,9 +57,11 @@ def pairing_figure(windows, frames: np.ndarray, wave: np.ndarray, rate: int, t0:
     for name in ("a1", "a2"):
         s, d = getattr(windows, name)
         axes[2].axvspan(s, s + d, fill=False, lw=2, ec=VIEW_COLOURS[name])
-    axes[2].set_xlim(t0, t1)
     axes[2].set_xlabel("time (s)")
     fig.tight_layout()
+    if len(frames):   # after the layout: as many frames as fit at their own aspect
+        strip_on_axis(axes[0], frames, t0, t1)
+    axes[2].set_xlim(t0, t1)
     return fig
 
 
@@ -126,7 +125,11 @@ class PairingExplorer(Shown):
                                value=min(index, len(rows) - 1), description="clip",
                                layout=W.Layout(width="480px"))
         self.relation = W.Dropdown(options=list(RELATIONS), value=cfg.relation, description="relation")
-        self.centred = W.Checkbox(value=cfg.centred, description="centred (§11.B1)")
+        self.centred = W.Checkbox(value=cfg.centred, description="video window centred in its audio window",
+                                  style={"description_width": "initial"},
+                                  tooltip="data.centred: centre each video window inside its audio window "
+                                          "(off in the presets: the video window lies anywhere inside it); "
+                                          "unrelated to the 'adjacent' relation")
         self.resample = W.Button(description="Resample", icon="refresh")
         self.info = W.HTML()
         self.timeline = W.Image(format="png")
@@ -199,3 +202,37 @@ def plotted_windows(fig_or_ax) -> list:
             xs = p.vertices[:, 0]
             out.append((float(xs.min()), float(xs.max() - xs.min())))
     return out
+
+
+def relations_figure(windows_by_relation: dict, frames: np.ndarray, t0: float, t1: float, title: str = ""):
+    """All relations at a glance: the clip's frames once on top, then one row per relation with the four
+    windows v1, a1, v2, a2 as bars on the shared time axis (large enough to read at notebook width).
+
+    windows_by_relation: {relation: sampling.ViewWindows}; frames uint8 `[T, H, W, 3]` over [t0, t1].
+    """
+    import matplotlib.pyplot as plt
+    rels = list(windows_by_relation)
+    fig, axes = plt.subplots(len(rels) + 1, 1, figsize=(11, 1.0 + 0.95 * len(rels)), sharex=True,
+                             gridspec_kw={"height_ratios": [1.6] + [1.0] * len(rels)})
+    axes[0].set_yticks([])
+    axes[0].set_title(title, fontsize=11)
+    names = ("v1", "a1", "v2", "a2")
+    for ax, rel in zip(axes[1:], rels):
+        w = windows_by_relation[rel]
+        for y, name in zip((3, 2, 1, 0), names):
+            s, d = getattr(w, name)
+            ax.broken_barh([(s, d)], (y - 0.4, 0.8), color=VIEW_COLOURS[name], alpha=0.9)
+        ax.set_yticks([3, 2, 1, 0], names, fontsize=8)
+        ax.set_ylim(-0.7, 3.7)
+        ax.set_ylabel(rel, rotation=0, ha="right", va="center", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        shared = [n for n, f in (("video", w.share_video), ("audio", w.share_audio)) if f]
+        if shared:
+            ax.text(0.995, 0.05, "shared " + " & ".join(shared), transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=8)
+    axes[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    if len(frames):
+        strip_on_axis(axes[0], frames, t0, t1)
+    axes[-1].set_xlim(t0, t1)
+    return fig

@@ -31,7 +31,7 @@ def _in_notebook() -> bool:
 def loss_curves(records: list[dict], ax=None, title: str = "pretraining loss"):
     """Total loss and the six terms (−1 is perfect agreement) against the step."""
     plt = _plt()
-    fig = ax.figure if ax is not None else plt.figure(figsize=(7, 4))
+    fig = ax.figure if ax is not None else plt.figure(figsize=(9, 4))
     ax = ax or fig.add_subplot(111)
     steps, total = series(records, "loss")
     ax.plot(steps, total, color="black", lw=2.2, label="total")
@@ -44,7 +44,7 @@ def loss_curves(records: list[dict], ax=None, title: str = "pretraining loss"):
     ax.set_ylabel("negative cosine")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)   # beside, not over
     fig.tight_layout()
     return fig
 
@@ -62,7 +62,13 @@ def collapse_curves(records: list[dict], title: str = "collapse monitors"):
                 ax.plot(s, v, color=colour, label=name)
     a1.set_ylabel("std of normalised z × √d")
     a2.set_ylabel("effective rank of z (batch)")
-    a2.set_yscale("log")
+    ranks = [v for key in ("v", "a") for v in series(records, f"rank_{key}")[1] if v and v > 0]
+    if ranks and max(ranks) / min(ranks) >= 10:      # a decade or more: log scale, plain tick labels
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+        a2.set_yscale("log")
+        a2.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        a2.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))   # 7, 20, 50 -- not 7×10⁰
+        a2.yaxis.set_minor_formatter(NullFormatter())
     for ax in (a1, a2):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -75,7 +81,7 @@ def collapse_curves(records: list[dict], title: str = "collapse monitors"):
 def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, chance: float | None = None):
     """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}})."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
     names = list(groups)
     series_names = sorted({k for g in groups.values() for k in g}, key=lambda s: (s != "random init", s))
     width = 0.8 / max(1, len(series_names))
@@ -89,7 +95,7 @@ def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, c
     ax.set_xticks(x, names)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 
@@ -117,7 +123,7 @@ def scatter_2d(xy: np.ndarray, labels: Sequence, title: str, markers: Sequence |
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, markerscale=1.2, loc="best", ncol=2)
+    ax.legend(fontsize=7, markerscale=1.2, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 

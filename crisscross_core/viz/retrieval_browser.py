@@ -1,6 +1,8 @@
-"""The retrieval browser: a query clip and its top-K neighbours (within or across modalities).
+"""The retrieval browser: a query clip and its top-K neighbours (within or across modalities), and the
+Recall@K table computed with the same protocol the browser shows.
 
-    rb = RetrievalBrowser(video_feats, audio_feats, items, k=5)   # query → top-K strips with audio
+    rb = RetrievalBrowser({"video": hv, "audio": ha}, items, k=5)   # query → top-K strips with audio
+    table = recall_table(h, z, p)                                    # {direction: {"R@1": …, …}}
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .media import frame_strip, load_preview, png_bytes, wav_bytes
+from .media import frame_strip, image_layout, load_preview, png_bytes, wav_bytes
 from .shown import Shown
 
 DIRECTIONS = {"video → video": ("video", "video"), "audio → audio": ("audio", "audio"),
@@ -68,7 +70,7 @@ class RetrievalBrowser(Shown):
         self.direction = W.Dropdown(options=dirs, value=dirs[0], description="direction")
         self.k = W.IntSlider(value=min(k, len(self.items) - 1), min=1, max=max(1, len(self.items) - 1),
                              description="K", continuous_update=False)
-        self.query_view = W.Image(format="png")
+        self.query_view = W.Image(format="png", layout=image_layout())
         self.query_audio = W.Audio(format="wav", autoplay=False, loop=False)
         self.query_info = W.HTML()
         self.results = W.VBox()
@@ -97,7 +99,8 @@ class RetrievalBrowser(Shown):
         return W.HBox([
             W.HTML(f"#{rank} {mark} <b>{it.label_name}</b><br>cos {sim:.3f}<br><code>{Path(it.path).name}</code>",
                    layout=W.Layout(width="260px")),
-            W.Image(value=png_bytes(frame_strip(frames, 6)) if len(frames) else b"", format="png"),
+            W.Image(value=png_bytes(frame_strip(frames, 6)) if len(frames) else b"", format="png",
+                    layout=image_layout()),
             W.Audio(value=wav_bytes(wave, self.rate, normalise=True) if len(wave) else wav_bytes(np.zeros(160)),
                     format="wav", autoplay=False, loop=False)])
 
@@ -112,6 +115,41 @@ class RetrievalBrowser(Shown):
         self.query_info.value = f"query <b>{qi.label_name}</b><br><code>{Path(qi.path).name}</code>"
         cross = DIRECTIONS[self.direction.value][0] != DIRECTIONS[self.direction.value][1]
         # a hit: same class (within modality), or the query's own clip (cross-modal, spec §9.4)
-        self.results.children = [self._row(r + 1, int(i), float(s), (i == q) if cross else
-                                           (self.items[int(i)].label == qi.label))
-                                 for r, (i, s) in enumerate(zip(idx, sims))]
+        self.matches = np.array([(i == q) if cross else (self.items[int(i)].label == qi.label) for i in idx], bool)
+        self.results.children = [self._row(r + 1, int(i), float(s), bool(m))
+                                 for r, (i, s, m) in enumerate(zip(idx, sims, self.matches))]
+        first = int(np.argmax(self.matches)) + 1 if self.matches.any() else None
+        self.query_info.value += (f"<br>first hit at rank {first}" if first else f"<br>no hit in the top {len(idx)}")
+
+
+PROTOCOL = ("Within a modality: leave-one-out over all clips -- every clip queries all the others (itself left "
+            "out, as in the browser); a hit at K = a clip of the query's class among the top K. Across "
+            "modalities: every clip's prediction p queries the other modality's projections z of all clips; "
+            "the one hit is the clip itself (chance R@1 = 1/N).")
+
+
+def recall_table(h: dict, z: Optional[dict] = None, p: Optional[dict] = None, ks=(1, 5, 10)) -> dict:
+    """Recall@K by direction, with the browser's protocol (PROTOCOL): {"video → video": {...}, ...}.
+
+    h: {"video": Features, "audio": Features} per item (the browser's within-modality features); z, p: the
+    head spaces for the cross-modal directions (skipped when absent). Each entry: R@k, n_queries, n_gallery.
+    Uses evaluate.retrieval (leave_one_out_retrieval, cross_modal_retrieval)."""
+    from crisscross_core.evaluate.retrieval import cross_modal_retrieval, leave_one_out_retrieval
+    rows = {}
+    for m in ("video", "audio"):
+        if m in h and (h[m].label >= 0).sum() >= 2:
+            rows[f"{m} → {m}"] = leave_one_out_retrieval(h[m], ks)
+    if z and p:
+        for a, b in (("audio", "video"), ("video", "audio")):
+            if a in p and b in z:
+                rows[f"{a} → {b}"] = cross_modal_retrieval(p[a], z[b], ks)
+    return rows
+
+
+def recall_markdown(rows: dict, ks=(1, 5, 10)) -> str:
+    lines = ["| direction | " + " | ".join(f"R@{k}" for k in ks) + " | queries | gallery per query |",
+             "|---|" + "---|" * (len(ks) + 2)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * r[f'R@{k}']:.1f}" for k in ks)
+                     + f" | {r['n_queries']} | {r['n_gallery']} |")
+    return "\n".join(lines)
