@@ -167,3 +167,18 @@ def test_esc_builder_without_meta_names_the_option(tmp_path):
     (tmp_path / "audio").mkdir()
     with pytest.raises(LayoutError, match="--meta"):
         esc50(tmp_path)
+
+
+@needs_clips
+def test_screening_finds_broken_video_files_before_training(tmp_path):
+    from crisscross_core.data.decode import DecodeError
+    from crisscross_core.evaluate.media import Item, screen_items
+    good = tmp_path / "good.mp4"
+    shutil.copy(CLIPS / "vas__dog__video_02677.mp4", good)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes((CLIPS / "vas__drum__video_02480.mp4").read_bytes()[:3000])
+    items = [Item(str(good), 0, "a", "", "", 0.0, 0), Item(str(bad), 1, "b", "", "", 0.0, 1)]
+    ok, failed = screen_items(items, "video")
+    assert [it.rid for it in ok] == [0] and [f["rid"] for f in failed] == [1] and failed[0]["reason"]
+    with pytest.raises(DecodeError, match="bad.mp4"):
+        screen_items(items, "video", on_error="fail")

@@ -84,3 +84,12 @@ def test_cli_esc_svm_and_knn_on_released_format_weights(tmp_path, capsys):
     assert main(["table", "--results", str(out)]) == 0
     table = capsys.readouterr().out
     assert "86.8" in table and "knn_audio" in table
+
+
+def test_run_settings_are_taken_from_the_result_when_not_given(tmp_path):
+    """A protocol result written from Python (e.g. a notebook) still shows folds, crops, seed, partial."""
+    res = {"mean": 0.6, "std": 0.1, "folds_run": ["1", "2"], "folds_total": 5, "crops": 3, "windows": 10,
+           "seed": 4, "solver": "torch", "partial": True}
+    rec = json.loads(write_result("esc_svm", res, tmp_path, dataset="esc10").read_text())
+    assert rec["run"] == {"folds": "2/5", "crops": 3, "windows": 10, "seed": 4, "solver": "torch", "partial": True}
+    assert rec["partial"] is True

@@ -150,3 +150,18 @@ def test_torch_solver_and_liblinear_choose_the_same_c_and_accuracy():
         assert x["solver"] == "torch" and y["solver"] == "liblinear"
         assert x["val_acc_by_c"] == y["val_acc_by_c"] and x["test_acc_by_c"] == y["test_acc_by_c"]
         assert x["c"] == y["c"] and x["acc"] == y["acc"]
+
+
+def test_progress_lines_carry_the_fold_c_and_an_eta(capsys):
+    from crisscross_core.evaluate.svm import svm_folds
+    from crisscross_core.config import ConfigError
+    items, f = _separable(n=90, d=8, k=2, folds=3)
+    svm_folds(f, f, items, SVMConfig(c_grid=(1e-3, 1e-2, 0.1), folds=("1", "2")), progress=True)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[svm]")]
+    fits = [ln for ln in lines if "C=" in ln and ("val acc" in ln or "test acc" in ln)]
+    assert len(fits) == 2 * (3 + 3)                                   # 2 folds × (held-out + test sweep)
+    assert all("ETA" in ln for ln in fits[:-1]) and "total" in fits[-1]
+    assert any(ln.startswith("[svm] fold 1: acc") for ln in lines)
+    two, g = _separable(n=40, d=8, k=2, folds=2)
+    with pytest.raises(ConfigError, match="at least 3 folds"):
+        svm_folds(g, g, two, SVMConfig(), progress=False)

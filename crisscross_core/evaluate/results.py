@@ -57,6 +57,10 @@ def write_result(protocol: str, result: dict, out_dir, *, dataset: str, weights:
         raise ValueError(f"write_result({protocol!r}): result has no 'mean' (keys: {sorted(result)})")
     from crisscross_core import __version__
     now = time.time()
+    if run is None:          # what the result itself says about how it was run (e.g. run_svm's output)
+        run = {k: result[k] for k in ("crops", "windows", "seed", "solver", "partial") if k in result}
+        if "folds_run" in result and "folds_total" in result:
+            run = {"folds": f"{len(result['folds_run'])}/{result['folds_total']}", **run}
     rec = {"protocol": protocol, "dataset": dataset, "pretrain": pretrain or guess_pretrain(weights),
            "metric": metric, "label": label, "mean": result["mean"], "std": result.get("std"),
            "run": run or {}, "partial": bool((run or {}).get("partial", result.get("partial", False))),

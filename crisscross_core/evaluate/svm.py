@@ -173,6 +173,9 @@ def svm_folds(train: Features, test: Features, items: Sequence[Item], cfg: SVMCo
     folds = sorted({f for f in fold.values()}, key=lambda f: (len(f), f))
     if len(folds) < 2:
         raise ManifestError(f"SVM protocol needs ≥ 2 folds in the manifest's 'fold' column, got {folds}")
+    if cfg.selection == "heldout" and len(folds) < 3:
+        raise ConfigError(f"held-out C selection needs at least 3 folds (one to test, one to choose C, the rest "
+                          f"to train), the manifest has {len(folds)}; use --selection fixed (or test)")
     run = [str(f) for f in (cfg.folds or folds)]
     for f in run:
         if f not in folds:
