@@ -36,6 +36,11 @@ def _xt(X: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     return (R.T @ X).T
 
 
+def _with_bias(X: torch.Tensor, s: float) -> torch.Tensor:
+    """[X, s·1] `[N, D+1]`: the intercept as a constant feature."""
+    return torch.cat([X, torch.full((X.shape[0], 1), float(s), dtype=X.dtype, device=X.device)], 1)
+
+
 def as_tensor(x, device=None, dtype=torch.float32) -> torch.Tensor:
     """numpy / torch `[N, D]` → contiguous torch tensor on `device` (no copy when already there)."""
     if isinstance(x, torch.Tensor):
@@ -76,9 +81,10 @@ class SquaredHingeSVM:
         self.info = FitInfo()
 
     # ------------------------------------------------------------------ public API
-    def fit(self, x, y, warm_start: Optional["SquaredHingeSVM"] = None, xty: Optional[torch.Tensor] = None
-            ) -> "SquaredHingeSVM":
-        """`xty`: Xᵀ Y of the same x and y from an earlier fit (saves one pass over x; fit_path passes it)."""
+    def fit(self, x, y, warm_start: Optional["SquaredHingeSVM"] = None, xty: Optional[torch.Tensor] = None,
+            gram: Optional[torch.Tensor] = None) -> "SquaredHingeSVM":
+        """`xty` (Xᵀ Y) and `gram` (X̃ᵀ X̃, small D only): from an earlier fit on the same x and y; fit_path
+        passes them along the C grid so they are computed once."""
         X = as_tensor(x, self.device, self.dtype)
         y = np.asarray(y)
         self.classes_, yi = np.unique(y, return_inverse=True)
@@ -91,6 +97,10 @@ class SquaredHingeSVM:
             W = torch.zeros(X.shape[1], Y.shape[1], device=X.device, dtype=X.dtype)
             b = torch.zeros(Y.shape[1], device=X.device, dtype=X.dtype)
         self.xty_ = _xt(X, Y) if xty is None else xty
+        self.gram_ = gram
+        if gram is None and self._direct(X):
+            Xa = _with_bias(X, self.intercept_scaling)
+            self.gram_ = Xa.T @ Xa
         self._W, self._b = self._solve(X, Y, W, b, self.xty_)
         return self
 
@@ -138,7 +148,7 @@ class SquaredHingeSVM:
         g0 = torch.sqrt((c2 * xty).square().sum(0) + (c2 * s * Y.sum(0)).square())
         S = X @ W + s * b                                             # scores [N, K]
         gn = g0
-        direct = self.method == "direct" or (self.method == "auto" and X.shape[1] <= DIRECT_MAX_DIM)
+        direct = self._direct(X)
         for it in range(self.max_iter):
             A = (S * Y < 1).to(X.dtype)                               # margin violators [N, K]
             R = (S - Y) * A
@@ -149,7 +159,7 @@ class SquaredHingeSVM:
                 break
             info.newton_steps += 1
             if direct:
-                dW, db = self._newton_direct(X, A, -gW * todo, -gb * todo, c2, s)
+                dW, db = self._newton_direct(X, A, -gW * todo, -gb * todo, c2, s, self.gram_)
             else:
                 if self.precondition:
                     PW, Pb = 1 + c2 * self._sq_colsum(X, A), 1 + c2 * s * s * A.sum(0)
@@ -172,12 +182,26 @@ class SquaredHingeSVM:
         self.info = info
         return W, b
 
-    def _newton_direct(self, X, A, rW, rb, c2, s):
-        """Solve H_k d_k = r_k exactly per class (small D): H_k = I + 2C X̃ᵀ diag(A_k) X̃, X̃ = [X, s]."""
+    def _direct(self, X) -> bool:
+        return self.method == "direct" or (self.method == "auto" and X.shape[1] <= DIRECT_MAX_DIM)
+
+    def _newton_direct(self, X, A, rW, rb, c2, s, G):
+        """Solve H_k d_k = r_k exactly per class (small D): H_k = I + 2C X̃ᵀ diag(A_k) X̃, X̃ = [X, s].
+        X̃ᵀ diag(A_k) X̃ is built from the margin violators, or as the Gram G = X̃ᵀX̃ minus the other rows,
+        whichever set is smaller (at small C nearly every row violates the margin: almost free)."""
         n, d = X.shape
-        Xa = torch.cat([X, torch.full((n, 1), s, dtype=X.dtype, device=X.device)], 1)   # [N, D+1]
-        H = torch.stack([Xa.T @ (A[:, k:k + 1] * Xa) for k in range(A.shape[1])])     # [K, D+1, D+1]
-        H = c2 * H + torch.eye(d + 1, dtype=X.dtype, device=X.device)
+        Xa = _with_bias(X, s)                                                          # [N, D+1]
+        H = []
+        for k in range(A.shape[1]):
+            act = A[:, k] > 0
+            n_act = int(act.sum())
+            if n_act <= n - n_act:
+                xs = Xa[act]
+                H.append(xs.T @ xs)
+            else:
+                xs = Xa[~act]
+                H.append(G - xs.T @ xs)
+        H = c2 * torch.stack(H) + torch.eye(d + 1, dtype=X.dtype, device=X.device)   # [K, D+1, D+1]
         r = torch.cat([rW, rb[None]], 0).T[..., None]                                  # [K, D+1, 1]
         sol = torch.linalg.solve(H.double(), r.double()).to(X.dtype)[..., 0].T         # [D+1, K]
         return sol[:d], sol[d]
@@ -252,8 +276,8 @@ def fit_path(x, y, cs: Iterable[float], device=None, **kw) -> Iterator[tuple[flo
     `x` goes to `device` once; `kw` are SquaredHingeSVM's options (tol, max_iter, ...).
     """
     X = as_tensor(x, device, kw.get("dtype", torch.float32))
-    prev, xty = None, None
+    prev, xty, gram = None, None, None
     for c in sorted(cs):
-        prev = SquaredHingeSVM(C=c, device=X.device, **kw).fit(X, y, warm_start=prev, xty=xty)
-        xty = prev.xty_
+        prev = SquaredHingeSVM(C=c, device=X.device, **kw).fit(X, y, warm_start=prev, xty=xty, gram=gram)
+        xty, gram = prev.xty_, prev.gram_
         yield c, prev
