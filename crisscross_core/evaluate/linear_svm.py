@@ -147,6 +147,10 @@ class SquaredHingeSVM:
         # gradient at w = 0 (all margins violated): the reference for the stopping rule
         g0 = torch.sqrt((c2 * xty).square().sum(0) + (c2 * s * Y.sum(0)).square())
         S = X @ W + s * b                                             # scores [N, K]
+        if bool((W != 0).any()):      # warm start: first the best multiple t·w of it (exact line search from 0)
+            zero = torch.zeros_like(b)
+            t = self._line_search(torch.zeros_like(W), zero, W, b, torch.zeros_like(S), S, Y, c2)
+            W, b, S = W * t, b * t, S * t
         gn = g0
         direct = self._direct(X)
         for it in range(self.max_iter):
