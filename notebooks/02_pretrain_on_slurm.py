@@ -96,12 +96,13 @@ panel
 
 # %% [markdown]
 # `panel.watch()` keeps the panel current without holding the kernel, so **Cancel job** and
-# **Refresh** answer at once. The next cell waits for the job with `panel.wait()`, which keeps handling
-# the panel's clicks while it blocks (a plain `time.sleep` loop or `job.wait()` would queue them until
-# the cell ends). `WATCH_S` only bounds how long the cell waits; the job runs on either way.
+# **Refresh** answer at once. The next cell waits for the job with `await panel.wait_async()`: while a
+# cell awaits, the kernel still handles the panel's clicks (a synchronous wait -- `job.wait()`,
+# `time.sleep` -- would queue them until the cell ends). `WATCH_S` only bounds how long the cell waits;
+# the job runs on either way.
 
 # %%
-state = panel.wait(timeout=WATCH_S)
+state = await panel.wait_async(timeout=WATCH_S)
 print(job, "->", state)
 print(job.tail(5))
 
@@ -117,15 +118,15 @@ panel2 = job2.panel().watch()
 panel2
 
 # %%
-state2 = panel2.wait(until=lambda j: read_metrics(run_dir)[-1]["step"] > done_steps, timeout=300)
+state2 = await panel2.wait_async(until=lambda j: read_metrics(run_dir)[-1]["step"] > done_steps, timeout=300)
 job2.cancel()
-print(job2, "->", panel2.wait(timeout=60))   # the log ends with one "[crisscross] cancelled" line
+print(job2, "->", await panel2.wait_async(timeout=60))   # the log ends with one "[crisscross] cancelled" line
 print(job2.tail(3))
 
 # %%
 job3 = launch(STEPS)
 panel3 = job3.panel().watch()
-state3 = panel3.wait(timeout=WATCH_S)
+state3 = await panel3.wait_async(timeout=WATCH_S)
 print(job3, "->", state3)
 print("\n".join(l for l in job3.tail(200).splitlines() if "resumed" in l) or "(started from scratch)")
 panel3

@@ -548,6 +548,19 @@ def test_job_panel_wait_ends_with_the_job_and_plots_one_point():
     job = _FakeJob(steps=3)
     panel = JobPanel(job).watch(interval=0.05)
     assert panel.wait(poll=0.05, timeout=30) == "COMPLETED" and not panel.watching
+    import asyncio
+    job2 = _FakeJob()
+    panel2 = JobPanel(job2).watch(interval=0.05)
+
+    async def cell():                         # a notebook cell awaiting the job while the user clicks
+        async def click_later():
+            await asyncio.sleep(0.3)
+            panel2.cancel_button.click()
+        clicker = asyncio.ensure_future(click_later())
+        state = await panel2.wait_async(poll=0.05, timeout=30)
+        await clicker
+        return state
+    assert asyncio.run(cell()) == "CANCELLED" and job2.cancels == 1 and len(job2.rows) < 100
     one = mpimg.imread(io.BytesIO(loss_png([{"step": 1, "loss": -0.4}])), format="png")
     none = mpimg.imread(io.BytesIO(loss_png([{"step": 1}])), format="png")
     assert (np.abs(one - none) > 0.1).any()                                      # a single point is drawn

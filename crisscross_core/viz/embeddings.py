@@ -157,14 +157,38 @@ def scatter_figure(ps: PointSet, colour_by: str = "label", selected: Optional[in
 
 # ----------------------------------------------------------------------------- the explorer
 
+def category_colours(values) -> dict:
+    """{category: "#rrggbb"}: tab10 / tab20 for up to 20 categories, evenly spaced hues beyond."""
+    import matplotlib
+    from matplotlib.colors import hsv_to_rgb, to_hex
+    cats = sorted({str(v) for v in values})
+    if len(cats) <= 20:
+        cmap = matplotlib.colormaps["tab10" if len(cats) <= 10 else "tab20"]
+        return {c: to_hex(cmap(i)) for i, c in enumerate(cats)}
+    return {c: to_hex(hsv_to_rgb((i / len(cats), 0.65 if i % 2 else 0.9, 0.85 if i % 3 else 0.65)))
+            for i, c in enumerate(cats)}
+
+
+def legend_html(df, colour: str) -> str:
+    """The colour key of a map, as HTML above it (the scatter's own legend would cover points)."""
+    col = COLOURS[colour]
+    if col == "start_s":
+        lo, hi = float(df[col].min()), float(df[col].max())
+        return (f"<span style='font-size:12px'>window start: {lo:.2f} s "
+                "<span style='display:inline-block;width:120px;height:10px;background:linear-gradient(90deg,"
+                "#440154,#3b528b,#21918c,#5ec962,#fde725)'></span>"
+                f" {hi:.2f} s</span>")
+    items = "".join(f"<span style='white-space:nowrap;margin-right:10px'><span style='color:{c}'>●</span> {k}</span> "
+                    for k, c in category_colours(df[col]).items())
+    return f"<div style='font-size:12px;line-height:1.4'>{colour}: {items}</div>"
+
+
 def _scatter(df, colour: str, height: int):
     import jscatter
     col = COLOURS[colour]
-    k = df[col].nunique()
-    cmap = "viridis" if col == "start_s" else "tab10" if k <= 10 else "tab20" if k <= 20 else None
-    kw = {"color_map": cmap} if cmap else {}             # None: jupyter-scatter's own many-category map
-    sc = jscatter.Scatter(data=df, x="x", y="y", color_by=col, **kw, height=height, axes=False,
-                          legend=True, legend_size="small", tooltip=True,
+    cmap = "viridis" if col == "start_s" else category_colours(df[col])
+    sc = jscatter.Scatter(data=df, x="x", y="y", color_by=col, color_map=cmap, height=height, axes=False,
+                          legend=False, tooltip=True,
                           tooltip_properties=["label", "clip", "modality", "start_s", "split"],
                           size=5 if len(df) < 5_000 else 3 if len(df) < 100_000 else 2)
     return sc
@@ -185,7 +209,7 @@ class EmbeddingExplorer(Shown):
     """
 
     def __init__(self, points: dict, items: Sequence, clip_duration=1.0, audio_rate: int = 16000,
-                 left: Optional[str] = None, right: Optional[str] = None, height: int = 380,
+                 left: Optional[str] = None, right: Optional[str] = None, height: int = 420,
                  colour: str = "label", max_strip: int = 12):
         import ipywidgets as W
         self.points, self.items, self.rate, self.height, self.max_strip = points, list(items), audio_rate, height, max_strip
@@ -221,12 +245,13 @@ class EmbeddingExplorer(Shown):
         self.selection = self._dfs["left"].iloc[:0]
         self.selected_items = np.zeros(0, np.int64)
         self.clicked: Optional[tuple] = None
-        clip = W.VBox([self.info, self.frames, self.audio, self.hover, self.hover_frames],
-                      layout=W.Layout(width="34%"))
+        clip = W.VBox([W.HTML("<b>clip</b>"), self.info, self.frames, self.audio, self.hover, self.hover_frames],
+                      layout=W.Layout(width="44%"))
+        selection = W.VBox([W.HTML("<b>selection</b> (in Python: <code>explorer.selection</code>)"), self.strip,
+                            self.table], layout=W.Layout(width="55%"))
         self.widget = W.VBox([W.HBox([self.space["left"], self.space["right"], self.colour]),
-                              W.HBox([self._boxes["left"], self._boxes["right"], clip]),
-                              W.HTML("<b>selection</b> (in Python: <code>explorer.selection</code>)"),
-                              self.strip, self.table])
+                              W.HBox([self._boxes["left"], self._boxes["right"]]),
+                              W.HBox([clip, selection])])
 
     # ---- maps
     def _build(self, side: str) -> None:
@@ -237,8 +262,9 @@ class EmbeddingExplorer(Shown):
         sc.widget.observe(lambda c, s=side: self._on_select(s, c["new"]), names="selection")
         sc.widget.observe(lambda c, s=side: self._on_hover(s, c["new"]), names="hovering")
         self.maps[side], self._dfs[side] = sc, df
-        self._boxes[side].children = [W.HTML(f"<b>{self.space[side].value}</b> · {len(df)} points"), sc.show()]
-        self._boxes[side].layout = W.Layout(width="33%")
+        self._boxes[side].children = [W.HTML(f"<b>{self.space[side].value}</b> · {len(df)} points"),
+                                      W.HTML(legend_html(df, self.colour.value)), sc.show()]
+        self._boxes[side].layout = W.Layout(width="50%")
 
     def _recolour(self) -> None:
         for side in ("left", "right"):
@@ -311,12 +337,14 @@ class EmbeddingExplorer(Shown):
         if not len(sel):
             self.table.value, self.strip.value = "", b""
             return
+        self.strip.value = self.clips_strip(self.selected_items[: self.max_strip])
         cols = ["item", "clip", "label", "modality", "start_s", "split"]
-        head = sel[cols].head(12).to_html(index=True, float_format=lambda v: f"{v:.2f}", border=0)
-        more = f"<br>… {len(sel) - 12} more rows" if len(sel) > 12 else ""
+        head = sel[cols].head(12).to_html(index=False, float_format=lambda v: f"{v:.2f}", border=0)
+        head = head.replace("<th>", '<th style="padding: 0 8px; text-align: left">').replace(
+            "<td>", '<td style="padding: 0 8px">')
+        more = f" (first 12 rows shown)" if len(sel) > 12 else ""
         self.table.value = (f"{len(sel)} points of {sel['item'].nunique()} clips, "
                             f"{sel['label'].nunique()} labels{more}{head}")
-        self.strip.value = self.clips_strip(self.selected_items[: self.max_strip])
 
     def clips_strip(self, item_ids) -> bytes:
         """PNG: the middle frame of each clip, side by side (frames keep their aspect)."""

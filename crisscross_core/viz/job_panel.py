@@ -1,14 +1,15 @@
 """A small ipywidgets panel for one submitted job: state, step, samples/s, live loss plot, cancel.
 
     job = submit(...); panel = job.panel(); panel            # shows it in a notebook cell
-    panel.watch()            # refresh in a background thread; the cell returns at once (kernel free)
-    panel.wait()             # block a cell until the job ends -- the panel's buttons still work
-    panel.refresh()          # pull status + metrics.jsonl now
+    panel.watch()                  # refresh in a background thread; the cell returns at once
+    await panel.wait_async()       # a cell that waits for the job -- the panel's buttons still work
+    panel.refresh()                # pull status + metrics.jsonl now
 
-Buttons are ipywidgets callbacks, which the kernel runs between cells: `watch()` never holds the kernel,
-and `wait()` handles the panel's clicks while it blocks (jupyter-ui-poll), so **Cancel job** works
-whether the kernel is idle or busy in `wait()`. A cell blocked in anything else (a plain
-`time.sleep`, `job.wait()`) queues the click until it returns.
+Buttons are ipywidgets callbacks, run by the kernel when it handles the click's message. `watch()`
+never holds the kernel, and a cell awaiting `wait_async()` lets the kernel handle widget messages
+(ipykernel >= 7 dispatches them while a cell awaits), so **Cancel job** works whether the kernel is
+idle or busy waiting. A cell blocked in synchronous code (`panel.wait()`, `job.wait()`, `time.sleep`)
+queues the click until it returns.
 
 Works with any handle that has status(), metrics() (list of dicts with step/loss/samples_per_s),
 tail(n) and cancel() -- crisscross_core.jobs.JobHandle or a fake in tests.
@@ -119,24 +120,33 @@ class JobPanel:
         return self.start(interval)
 
     def wait(self, until=None, timeout: Optional[float] = None, poll: float = 0.5) -> str:
-        """Block until the job ends (or `until(handle)` is true, or `timeout` s); refresh the panel while
-        waiting and handle its button clicks (Cancel works while this cell is busy). Returns the state.
-        Outside a kernel, or without jupyter-ui-poll, it only waits."""
+        """Block until the job ends (or `until(handle)` is true, or `timeout` s), refreshing the panel;
+        returns the state. This holds the kernel: in a notebook use `await panel.wait_async(...)`, which
+        lets the panel's buttons work meanwhile."""
         import time
         self.stop()               # one refresher at a time: this loop takes over from watch()'s thread
         t0 = time.time()
-        with _ui_events() as process_ui:
-            while True:
-                view = self.refresh()
-                if view["state"] in FINAL_STATES or (until is not None and until(self.handle)):
-                    break
-                if timeout is not None and time.time() - t0 > timeout:
-                    break
-                end = time.time() + poll
-                while time.time() < end:
-                    process_ui()
-                    time.sleep(0.05)
+        while not self._ended(until, t0, timeout):
+            time.sleep(poll)
         return self.refresh()["state"]
+
+    async def wait_async(self, until=None, timeout: Optional[float] = None, poll: float = 0.5) -> str:
+        """`await panel.wait_async()` in a notebook cell: like wait(), but the cell awaits between
+        refreshes, and the kernel (ipykernel >= 7) handles widget messages -- the Cancel and Refresh
+        clicks -- while a cell awaits, so the buttons work while this cell is busy."""
+        import asyncio
+        import time
+        self.stop()
+        t0 = time.time()
+        while not self._ended(until, t0, timeout):
+            await asyncio.sleep(poll)
+        return self.refresh()["state"]
+
+    def _ended(self, until, t0: float, timeout: Optional[float]) -> bool:
+        import time
+        view = self.refresh()
+        return (view["state"] in FINAL_STATES or (until is not None and until(self.handle))
+                or (timeout is not None and time.time() - t0 > timeout))
 
     def start(self, interval: float = 5.0) -> "JobPanel":
         """Refresh every `interval` s in a daemon thread until the job ends or stop() is called."""
@@ -166,33 +176,3 @@ class JobPanel:
             self._thread.join(timeout=10)
             self._thread = None
 
-
-class _NoUI:
-    def __enter__(self):
-        return lambda: None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _ui_events():
-    """Context manager yielding `process()`: handle pending widget messages (button clicks) while a cell
-    blocks -- jupyter_ui_poll.ui_events() inside an IPython kernel, a no-op elsewhere."""
-    try:
-        from IPython import get_ipython
-        ip = get_ipython()
-        if ip is None or not hasattr(ip, "kernel"):
-            return _NoUI()
-        from jupyter_ui_poll import ui_events
-    except ImportError:
-        return _NoUI()
-
-    class _Poll:
-        def __enter__(self):
-            self._cm = ui_events()
-            poll = self._cm.__enter__()
-            return lambda: poll(10)
-
-        def __exit__(self, *exc):
-            return self._cm.__exit__(*exc)
-    return _Poll()
