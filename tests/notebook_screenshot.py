@@ -68,9 +68,10 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def lab_server(root: Path, timeout: float = 120.0, env: dict | None = None):
+def lab_server(root: Path, timeout: float = 120.0, env: dict | None = None, args: tuple = ()):
     """Serve `root` with JupyterLab on 127.0.0.1 (no token); yields the base URL. `env`: extra variables
-    for the server and its kernels. The server (and its kernels) are stopped by process group at exit."""
+    for the server and its kernels; `args`: extra command-line options. The server (and its kernels) are
+    stopped by process group at exit."""
     root = Path(root).resolve()
     with tempfile.TemporaryDirectory(prefix="nblab-") as tmp:
         tmp = Path(tmp)
@@ -91,7 +92,7 @@ def lab_server(root: Path, timeout: float = 120.0, env: dict | None = None):
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.token=",
                "--ServerApp.password=", "--ServerApp.ip=127.0.0.1", "--allow-root",
                f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={tmp / 'settings'}",
-               f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False"]
+               f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.open_browser=False", *args]
         log = open(tmp / "lab.log", "w")
         proc = subprocess.Popen(cmd, cwd=root, env=e, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

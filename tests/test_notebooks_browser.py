@@ -167,8 +167,10 @@ def test_04_pick_a_query_shows_its_neighbours(lab):
         pick = min(5, options.count() - 1)
         clip = options.nth(pick).inner_text().split("—")[-1].strip()
         select.select_option(index=pick)
-        page.wait_for_function("([e, c]) => e.innerText.includes(c) && /first hit|no hit/.test(e.innerText)",
-                               arg=[out.element_handle(), clip], timeout=60_000)
+        page.wait_for_function(   # the query panel (an HTML widget, not the dropdown) shows the new query
+            "([e, c]) => [...e.querySelectorAll('.widget-html-content')].some("
+            "h => h.innerText.includes(c) && /first hit|no hit/.test(h.innerText))",
+            arg=[out.element_handle(), clip], timeout=120_000)
         shown = out.inner_text()
         assert shown != before and "cos" in shown and clip in shown
         j = code_cell_index(page, "table = recall_table(")
@@ -209,3 +211,45 @@ def test_02_cancel_while_a_cell_is_busy_ends_the_job(lab):
         ARTIFACTS.mkdir(exist_ok=True)
         panel_out.screenshot(path=str(ARTIFACTS / "notebook_02_cancelled.png"))
         print(f"cancel -> cell returned in {elapsed:.1f} s, job stopped at step {last}")
+
+
+def test_running_a_notebook_in_jupyterlab_leaves_git_status_clean(lab, tmp_path):
+    """A clone set up as `make setup` does (the nbclean git filter, the server's pre-save hook): run 01 in
+    JupyterLab, add an empty cell at the end (Shift+Enter on the last cell), save, and `git status` stays
+    clean -- while the open notebook keeps its outputs."""
+    import subprocess
+    import sys
+    _url, work, _nbs = lab
+    repo = tmp_path / "clone"
+    (repo / "notebooks").mkdir(parents=True)
+    for f in ("01_asynchronous_pairings.py", "01_asynchronous_pairings.ipynb", "jupytext.toml"):
+        shutil.copy(NB_DIR / f, repo / "notebooks" / f)
+    for f in (".gitattributes", ".gitignore"):
+        shutil.copy(REPO / f, repo / f)
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True, check=True).stdout
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    git("config", "filter.nbclean.clean", f"{sys.executable} -m crisscross_core.viz.nbclean %f")
+    git("add", ".")
+    git("commit", "-q", "-m", "pair")
+    before = (repo / "notebooks" / "01_asynchronous_pairings.ipynb").read_text()
+    env = {"CRISSCROSS_NB_SMALL": "1", "CRISSCROSS_NB_WORKDIR": str(work), "OMP_NUM_THREADS": "1"}
+    hook = "--ContentsManager.pre_save_hook=crisscross_core.viz.nbclean.pre_save_hook"
+    with lab_server(repo / "notebooks", env=env, args=(hook,)) as url, browser_page() as page:
+        open_notebook(page, url, "01_asynchronous_pairings.ipynb")
+        run_all(page)
+        last = code_cell_index(page, "display(Image(ex.views.value))")
+        wait_cell_done(page, last, timeout_ms=300_000)
+        run_cell(page, last)                                  # Shift+Enter on the last cell adds an empty one
+        wait_cell_done(page, last, timeout_ms=120_000)
+        page.keyboard.press("Control+s")
+        page.wait_for_timeout(3000)
+        shown = page.locator(f"{ACTIVE} .jp-OutputArea-output").count()
+    after = (repo / "notebooks" / "01_asynchronous_pairings.ipynb").read_text()
+    assert shown > 3                                          # the open notebook has its outputs
+    assert "Python 3 (ipykernel)" in after                     # it was saved by JupyterLab
+    diff = git("diff")
+    (ARTIFACTS / "git_status_after_run.diff").write_text(diff)
+    assert git("status", "--porcelain") == "", diff[:3000]
+    assert "filter.nbclean.clean" in (REPO / "Makefile").read_text() and "pre_save_hook" in (REPO / "Makefile").read_text()
