@@ -11,6 +11,11 @@ Figures (single process = one worker, so samples per CPU-second = samples/s per 
     a long GOP (250) and on `prepare`'s output (256p, GOP 16); with the bytes a sample carries;
   * TrainTransform (crisscross_core.data.pipeline) batched augmentation per frame mode, on CPU and
     on CUDA when present (the crop is drawn in each source frame's geometry: `frame_hw`).
+
+`--tiers`: the storage tiers side by side (data/shards.py, data/frames.py): two-view samples/s per
+core, file opens per 1,000 samples and disk per hour of video for the original files, `prepare`'s
+files, the same packed into tar shards, and the decode-free frame store, on the shared clips
+replicated to `--tier-samples` samples (random order, as the global batch sampler reads them).
 """
 from __future__ import annotations
 
@@ -100,7 +105,12 @@ def main(argv=None):
     ap.add_argument("--keep", default=None, help="directory for the 256p variants (default: temp)")
     ap.add_argument("--aug-batch", type=int, default=32)
     ap.add_argument("--modes", default=",".join(FRAME_MODES), help="comma-separated FRAME_MODES names")
+    ap.add_argument("--tiers", action="store_true",
+                    help="only the storage tiers: original / prepared files / shards / frame store")
+    ap.add_argument("--tier-samples", type=int, default=2100, help="--tiers: samples (clips x clips_per_video)")
     args = ap.parse_args(argv)
+    if args.tiers:
+        return storage_tiers(args)
     torch.set_num_threads(1)
     m = read_manifest(args.manifest)
     base = DataConfig(split="", no_audio_policy="silence", short_clip_policy="pad", clips_per_video=4)
@@ -188,6 +198,69 @@ def main(argv=None):
             emit("augment", "train_transform_samples_per_s", float(np.median([t[0] for t in ts])), "samples/s",
                  device=dev, frame_mode=mode, batch=len(batches[mode]["video"]), threads=torch.get_num_threads(),
                  samples_per_cpu_s=round(float(np.median([t[1] for t in ts])), 2))
+    return 0
+
+
+# ----------------------------------------------------------------------------- storage tiers
+
+def _counting_opens():
+    """Patch the decoder's av.open to count opens of files by path (shard members and frame-store
+    clips are not files being opened: shards.OPENS and the store's memory maps count those)."""
+    import crisscross_core.data.decode as D
+    counts = {"files": 0}
+    real = D.av.open
+
+    def av_open(src, *a, **kw):
+        if isinstance(src, (str, Path)):
+            counts["files"] += 1
+        return real(src, *a, **kw)
+    D.av.open = av_open
+    return counts
+
+
+def storage_tiers(args) -> int:
+    """Two-view samples/s per core and file opens per 1,000 samples for each storage tier, on the
+    shared clips replicated to `--tier-samples` samples (data.clips_per_video), plus disk per hour."""
+    from crisscross_core.data import frames as FR
+    from crisscross_core.data import shards as SH
+    from crisscross_core.data.prepare import prepare_frames, prepare_shards
+    torch.set_num_threads(1)
+    m = read_manifest(args.manifest)
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cc_tiers_"))
+    if not (tmp / "gop16" / "manifest.csv").exists():
+        prepare_dataset(args.manifest, tmp / "gop16", short_side=256, gop=16, workers=1, progress=False)
+    prepared = tmp / "gop16" / "manifest.csv"
+    if not (tmp / "shards" / "manifest.csv").exists():
+        prepare_shards(prepared, tmp / "shards", shard_bytes=4 << 20, workers=1, progress=False,
+                       transcode_clips=False)
+    if not (tmp / "clips.frames" / "manifest.csv").exists():
+        prepare_frames(args.manifest, tmp / "clips", short_side=128, workers=1, progress=False)
+    tiers = {"original_files": Path(args.manifest), "prepared_files": prepared,
+             "shards": tmp / "shards" / "manifest.csv", "frame_store": tmp / "clips.frames" / "manifest.csv"}
+    hours = sum(r.duration for r in m.rows) / 3600
+    sizes = {"original_files": sum(r.size_bytes for r in m.rows),
+             "prepared_files": sum(p.stat().st_size for p in (tmp / "gop16").rglob("*.mp4")),
+             "shards": sum(p.stat().st_size for p in (tmp / "shards").iterdir()),
+             "frame_store": sum(p.stat().st_size for p in (tmp / "clips.frames").iterdir())}
+    cfg = DataConfig(split="", no_audio_policy="silence", short_clip_policy="pad",
+                     clips_per_video=max(1, args.tier_samples // len(m.rows)), frame_mode="centre_crop",
+                     decode_short_side=128, decode_size=(128, 170))
+    counts = _counting_opens()
+    n = min(args.items * 3, args.tier_samples)
+    for name, man in tiers.items():
+        SH.close_all()
+        SH.OPENS.clear()
+        FR._STORES.clear()
+        ds = PretrainDataset(man, cfg, seed=0)
+        order = np.random.default_rng(0).permutation(len(ds))[:n]     # random access, as the sampler
+        counts["files"] = 0
+        wall, cpu = timed(lambda i: ds[int(order[i])], n)
+        opens = counts["files"] + sum(SH.OPENS.values()) + len(FR._STORES)
+        emit("storage_tiers", "two_view_samples_per_core_s", n / cpu, "samples/s", data=name,
+             wall_samples_per_s=round(n / wall, 2), samples=n, dataset_len=len(ds), frame_mode="centre_crop_128x170")
+        emit("storage_tiers", "file_opens_per_1000_samples", 1000 * opens / n, "opens", data=name, samples=n)
+        emit("storage_tiers", "disk_gb_per_hour_of_video", sizes[name] / 2**30 / hours, "GB/h", data=name,
+             clips=len(m.rows), hours=round(hours, 4), bytes=sizes[name])
     return 0
 
 

@@ -1,8 +1,9 @@
 """End-to-end pretraining throughput with the real loader: original vs prepared clips. JSON lines.
 
 Runs `train(cfg)` for a few steps on (a) the shared clips as they are, (b) 256p re-encodes with a
-long GOP (250 frames), (c) `crisscross prepare` output (256p, GOP 16), and reports the trainer's own
-samples/s and data-wait fraction (from metrics.jsonl, first logging window excluded as warm-up).
+long GOP (250 frames), (c) `crisscross prepare` output (256p, GOP 16), (d) the same packed into tar
+shards, (e) the decode-free frame store (tiny preset), and reports the trainer's own samples/s and
+data-wait fraction (from metrics.jsonl, first logging window excluded as warm-up).
 
     python benchmarks/train_e2e.py --preset tiny --workers 2 --steps 12        # CPU here
     python benchmarks/train_e2e.py --preset paper --workers 15 --batch 64      # a GPU node
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from crisscross_core.data.manifest import read_manifest
-from crisscross_core.data.prepare import prepare_dataset
+from crisscross_core.data.prepare import prepare_dataset, prepare_frames, prepare_shards
 from crisscross_core.runlog import read_metrics
 from crisscross_core.train import train
 from dataloader import REPO, make_variant  # benchmarks/dataloader.py
@@ -58,6 +59,14 @@ def main():
     if not (tmp / "gop16" / "manifest.csv").exists():
         prepare_dataset(src, tmp / "gop16", short_side=256, gop=16, workers=2, progress=False)
     variants["256p_gop16_prepared"] = tmp / "gop16" / "manifest.csv"
+    if not (tmp / "shards" / "manifest.csv").exists():     # the prepared clips packed into tar shards
+        prepare_shards(variants["256p_gop16_prepared"], tmp / "shards", shard_bytes=4 << 20, workers=1,
+                       progress=False, transcode_clips=False)
+    variants["256p_gop16_shards"] = tmp / "shards" / "manifest.csv"
+    if args.preset == "tiny":                               # the decode-free tier at the tiny run's 128 px
+        if not (tmp / "clips.frames" / "manifest.csv").exists():
+            prepare_frames(src, tmp / "clips", short_side=128, workers=1, progress=False)
+        variants["frame_store_128"] = tmp / "clips.frames" / "manifest.csv"
     device = "cuda" if torch.cuda.is_available() else "cpu"
     for name, man in variants.items():
         r = run(man, args.preset, args.batch, args.steps, args.workers, tmp / f"run_{name}")
