@@ -538,7 +538,7 @@ def test_job_panel_watch_returns_at_once_and_refreshes_in_the_background():
             break
         time.sleep(0.05)
     assert job.cancels == 1 and not panel.watching and "CANCELLED" in panel.state.value
-    assert panel.cancel_button.disabled and "metrics.jsonl" in panel.log.value
+    assert panel.cancel_button.disabled and "metrics.jsonl" in panel.recent.value and "line" in panel.log.value
 
 
 def test_job_panel_wait_ends_with_the_job_and_plots_one_point():

@@ -63,6 +63,7 @@ class JobPanel:
         self.loss = W.Label(f"{loss_key}: -")
         self.plot = W.Image(format="png", layout=W.Layout(width="420px"))
         self.log = W.Textarea(value="", layout=W.Layout(width="100%", height="120px"), disabled=True)
+        self.recent = W.HTML()
         self.cancel_button = W.Button(description="Cancel job", button_style="danger", icon="stop")
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.cancel_button.on_click(self._on_cancel)
@@ -72,6 +73,8 @@ class JobPanel:
             W.HBox([self.state, self.step, self.speed, self.loss]),
             self.plot,
             W.HBox([self.refresh_button, self.cancel_button]),
+            self.recent,
+            W.HTML("<small>the job's log (stdout+stderr), last lines</small>"),
             self.log,
         ])
 
@@ -100,11 +103,12 @@ class JobPanel:
             tail = self.handle.tail(self.tail_lines)
         except Exception as e:  # noqa: BLE001 - a missing log must not break the panel
             tail = f"(no log yet: {e})"
-        steps = "\n".join(f"step {r.get('step')}: {self.loss_key} {r.get(self.loss_key, float('nan')):.4f}"
-                          + (f", {r['samples_per_s']:.1f} samples/s" if isinstance(r.get("samples_per_s"), (int, float))
-                             else "") for r in rows[-3:])
-        self.log.value = ((f"# metrics.jsonl, last logged steps\n{steps}\n" if steps else "")
-                          + f"# the job's log (stdout+stderr), last {self.tail_lines} lines\n{tail}")
+        steps = " · ".join(f"step {r.get('step')}: {self.loss_key} {r.get(self.loss_key, float('nan')):.4f}"
+                           for r in rows[-3:])
+        # the steps come from metrics.jsonl (current); the log below is the job's stdout+stderr, which shows
+        # progress only as often as the job prints
+        self.recent.value = f"<small>last logged steps (metrics.jsonl): {steps or '-'}</small>"
+        self.log.value = tail
         self.cancel_button.disabled = state in FINAL_STATES
         return view
 
