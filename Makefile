@@ -21,6 +21,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 setup: $(VENV)/.installed
+	@# notebooks: git stores them without outputs (.gitattributes; crisscross_core/viz/nbclean.py)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbclean.clean "$(abspath $(BIN))/python -m crisscross_core.viz.nbclean %f"; \
+	  git config filter.nbclean.required false; fi
+	@mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d && printf '%s\n' \
+	  '{"ContentsManager": {"pre_save_hook": "crisscross_core.viz.nbclean.pre_save_hook"}}' \
+	  > $(VENV)/etc/jupyter/jupyter_server_config.d/crisscross-nbclean.json
 
 demo: setup
 	$(BIN)/crisscross demo --out $(DEMO_OUT)

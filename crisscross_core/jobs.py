@@ -199,11 +199,15 @@ class JobHandle:
     def cancel(self) -> None:
         """Stop the job: scancel on Slurm; on the local executor a SIGINT to its process (also when
         this handle was re-opened with attach(), through the PID the job recorded)."""
-        if self.meta["kind"] == "local" and getattr(self.job, "_process", None) is None:
-            rec = self.record()
+        if self.meta["kind"] == "local" and int(self.meta.get("tasks_per_node", 1)) == 1:
+            rec = self.record()       # one task: stop it; several: the controller stops them all
             if rec and rec.get("state") in ("RUNNING", "REQUEUED") and process_alive(rec):
+                # the task itself (it ends cleanly; its controller then exits): a SIGINT to the controller
+                # would print the controller's KeyboardInterrupt traceback into the notebook
                 os.kill(int(rec["pid"]), signal.SIGINT)
-            return
+                return
+            if getattr(self.job, "_process", None) is None:
+                return
         self.job.cancel(check=False)
 
     def panel(self, **kwargs: Any):

@@ -94,9 +94,13 @@ class Runner(_CheckpointableBase):
             result = resolve_target(self.target)(self.config, None, **self.target_kwargs)
             self._status("COMPLETED", summary=result)
             return result
-        except KeyboardInterrupt:            # the local executor's cancel (SIGINT)
+        except KeyboardInterrupt:            # the local executor's cancel (SIGINT): end cleanly, no traceback
             self._status("CANCELLED")
-            raise
+            if not _in_submitit_job():
+                raise                        # in-process: the notebook's own interrupt
+            print("[crisscross] cancelled (SIGINT); the run directory keeps its last checkpoint: submit again "
+                  "with the same run directory to resume", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
         except Exception as exc:
             import traceback
             self._status("FAILED", error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
