@@ -11,7 +11,9 @@ data-wait fraction (from metrics.jsonl, first logging window excluded as warm-up
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,7 +38,8 @@ def run(manifest, preset, batch, steps, workers, out) -> dict:
             "train.checkpoint_every=100000"]
     if preset == "tiny":  # the tiny model on the paper's decode size, so decoding is real work
         over += ["data.decode_short_side=128", "data.decode_size=[128,170]"]
-    train(cfg, over)
+    with contextlib.redirect_stdout(sys.stderr):         # the trainer's log lines; stdout keeps the JSON
+        train(cfg, over)
     recs = read_metrics(out)[1:]  # first window: worker start-up and warm-up
     sps = sum(r["samples_per_s"] for r in recs) / len(recs)
     wait = sum(r["data_wait"] for r in recs) / len(recs)
