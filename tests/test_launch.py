@@ -219,3 +219,24 @@ def test_job_panel_background_refresh_stops_when_done():
     panel._thread.join(timeout=10)
     assert not panel._thread.is_alive() and panel.state.value == "state: COMPLETED"
     panel.stop()
+
+
+def test_job_panel_shows_the_latest_online_evaluation(tmp_path):
+    """A real JobHandle over a run directory whose metrics.jsonl holds online evaluations."""
+    pytest.importorskip("ipywidgets")
+    from crisscross_core.jobs import JobHandle
+    from crisscross_core.viz.job_panel import JobPanel
+    rows = [{"kind": "step", "step": 10, "loss": -0.2, "samples_per_s": 5.0},
+            {"kind": "eval", "step": 10, "n_items": 200, "knn_video": 0.25, "knn_audio": 0.5, "r1_a2v": 0.02,
+             "r1_v2a": 0.03, "chance_r1": 0.005, "sync_cos": 0.4, "async_cos": 0.3, "sync_gap": 0.1, "seconds": 1.5}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    class Job:
+        job_id, state = "inprocess-1", "RUNNING"
+
+    h = JobHandle(Job(), tmp_path, {"kind": "debug", "cluster": "debug", "submitted_at": "2026-12-01T00:00:00"})
+    panel = JobPanel(h)
+    view = panel.refresh()
+    assert view["step"] == 10
+    assert "online eval at step 10 (200 held-out clips)" in panel.online.value
+    assert "kNN top-1 video 25.0 %" in panel.online.value and "R@1 a→v 2.0 %" in panel.online.value

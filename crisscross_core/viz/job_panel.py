@@ -44,6 +44,15 @@ def loss_png(rows: list[dict], key: str = "loss", width: float = 5.0, height: fl
     return buf.getvalue()
 
 
+def _takes_kind(handle: Any) -> bool:
+    """Whether handle.metrics accepts kind= (JobHandle does; simple fakes may not)."""
+    import inspect
+    try:
+        return "kind" in inspect.signature(handle.metrics).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class JobPanel:
     """ipywidgets view of a job handle; `widget` is the VBox, `refresh()` updates it."""
 
@@ -64,6 +73,7 @@ class JobPanel:
         self.plot = W.Image(format="png", layout=W.Layout(width="420px"))
         self.log = W.Textarea(value="", layout=W.Layout(width="100%", height="120px"), disabled=True)
         self.recent = W.HTML()
+        self.online = W.HTML("<small>online evaluation: - (off unless eval.manifest is set)</small>")
         self.cancel_button = W.Button(description="Cancel job", button_style="danger", icon="stop")
         self.refresh_button = W.Button(description="Refresh", icon="refresh")
         self.cancel_button.on_click(self._on_cancel)
@@ -74,6 +84,7 @@ class JobPanel:
             self.plot,
             W.HBox([self.refresh_button, self.cancel_button]),
             self.recent,
+            self.online,
             W.HTML("<small>the job's log (stdout+stderr), last lines</small>"),
             self.log,
         ])
@@ -85,7 +96,12 @@ class JobPanel:
     def refresh(self) -> dict:
         """Pull state, metrics and the log tail from the handle; update the widgets; return the values."""
         state = str(self.handle.status())
-        rows = [r for r in self.handle.metrics() if r.get("kind", "step") == "step"]
+        everything = self.handle.metrics(kind=None) if _takes_kind(self.handle) else self.handle.metrics()
+        rows = [r for r in everything if r.get("kind", "step") == "step"]
+        evals = [r for r in everything if r.get("kind") == "eval"]
+        if evals:
+            from crisscross_core.online_eval import format_eval
+            self.online.value = f"<small>latest {format_eval(evals[-1])}</small>"
         last = rows[-1] if rows else {}
         view = {"state": state, "step": last.get("step"), "samples_per_s": last.get("samples_per_s"),
                 "loss": last.get(self.loss_key), "n_points": len(rows)}
