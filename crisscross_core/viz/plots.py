@@ -49,6 +49,42 @@ def loss_curves(records: list[dict], ax=None, title: str = "pretraining loss"):
     return fig
 
 
+def online_curves(evals: list[dict], title: str = "online evaluation (held-out clips)"):
+    """The online evaluations of a run (metrics.jsonl records of kind "eval") against the step: kNN
+    top-1 per modality and cross-modal R@1 (%, chance dotted) on the left; the sync and async
+    cosines of p_a with z_v and their gap on the right."""
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = evals[-1]["n_items"] if evals else 0
+    for key, label, style in (("knn_video", "kNN top-1 video", "-o"), ("knn_audio", "kNN top-1 audio", "-s"),
+                              ("r1_a2v", "R@1 audio→video", "--^"), ("r1_v2a", "R@1 video→audio", "--v")):
+        s, v = series(evals, key)
+        if s:
+            ax1.plot(s, [100 * x for x in v], style, ms=4, lw=1.4, label=label)
+    s, v = series(evals, "chance_r1")
+    if s:
+        ax1.plot(s, [100 * x for x in v], ":", color="grey", lw=1, label="R@1 chance")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("% of held-out clips")
+    ax1.set_title(f"{title}, {n} clips", fontsize=10)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    for key, label, style in (("sync_cos", "cos(p_a, z_v), same snippet", "-o"),
+                              ("async_cos", "cos(p_a, z_v), apart (relation)", "-s"),
+                              ("sync_gap", "gap: sync − async", "-k")):
+        s, v = series(evals, key)
+        if s:
+            ax2.plot(s, v, style, ms=4, lw=1.4, label=label)
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("mean cosine")
+    ax2.set_title("synchronous vs asynchronous pairs", fontsize=10)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return fig
+
+
 def collapse_curves(records: list[dict], title: str = "collapse monitors"):
     """Embedding std (→ 0: collapse to a point) and effective rank (→ 1: collapse onto a line) of
     the projections z per modality, against the step."""
