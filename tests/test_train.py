@@ -124,21 +124,20 @@ def test_collapse_monitors_tell_point_line_and_full_rank_apart():
     assert embedding_std(line) > 0.5 and embedding_std(point) < 0.01 and embedding_std(full) > 0.9
 
 
-def test_log_warns_on_either_kind_of_collapse(tmp_path):
-    from crisscross_core.train import _log
+def test_log_warns_on_either_kind_of_collapse():
+    from crisscross_core.train import _show
     rec = {"step": 7, "loss": -0.5, "samples_per_s": 1.0, "data_wait": 0.0,
            "std_v": 1.0, "std_a": 1.0, "rank_v": 9.0, "rank_a": 8.0, "rank_batch": 64}
-    with open(tmp_path / "m.jsonl", "w") as f:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            _log(rec, f, None, None, 1)                                   # healthy: silent
-        with pytest.warns(UserWarning, match="rank_a=1.30"):
-            _log({**rec, "rank_a": 1.3}, f, None, None, 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            _log({**rec, "rank_a": 1.0, "rank_batch": 2}, f, None, None, 1)   # 2 rows: rank ≤ 2 anyway
-        with pytest.warns(UserWarning, match="std_v=0.050"):
-            _log({**rec, "std_v": 0.05}, f, None, None, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _show(rec, None, 1)                                           # healthy: silent
+    with pytest.warns(UserWarning, match="rank_a=1.30"):
+        _show({**rec, "rank_a": 1.3}, None, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _show({**rec, "rank_a": 1.0, "rank_batch": 2}, None, 1)       # 2 rows: rank ≤ 2 anyway
+    with pytest.warns(UserWarning, match="std_v=0.050"):
+        _show({**rec, "std_v": 0.05}, None, 1)
 
 
 def test_resume_is_bit_identical(tmp_path, demo_manifest):

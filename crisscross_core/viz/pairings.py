@@ -188,7 +188,8 @@ class PairingExplorer(Shown):
             g = self._torch.Generator().manual_seed(1_000_003 * self.epoch + i)
             with self._torch.no_grad():
                 v, a = self.transform(self.item["video"][None], self.item["audio"][None],
-                                      self.item["share"][None], generator=g)
+                                      self.item["share"][None], generator=g,
+                                      frame_hw=self.item["frame_hw"][None])   # crops in the frame's geometry
             self.views.value = figure_png(views_figure(self.item, v[0], a[0], self.aug_cfg))
         self.draws += 1
 
