@@ -185,3 +185,14 @@ def history_items(path: Path) -> list[dict]:
         if rec.WhichOneof("record_type") == "history":
             rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.history.item})
     return rows
+
+
+def log_figures(cfg: Config, run_dir: Path, figures: dict, step: int) -> None:
+    """Add PNG figures ({name: path}) to the run's W&B run (the same id), e.g. the demo's report."""
+    wandb = require_wandb(cfg)
+    w = cfg.wandb
+    run = wandb.init(project=w.project, entity=w.entity or None, id=wandb_run_id(run_dir),
+                     name=w.name or Path(run_dir).name, dir=w.dir or str(run_dir), mode=w.mode,
+                     resume="allow", settings=wandb.Settings(quiet=True))
+    run.log({f"figures/{Path(name).stem}": wandb.Image(str(path)) for name, path in figures.items()})
+    run.finish()

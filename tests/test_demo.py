@@ -14,8 +14,11 @@ def test_demo_writes_report_and_figures(tmp_path):
     on_disk = json.loads((tmp_path / "report.json").read_text())
     steps_per_epoch = 32 * load_config("tiny_cpu").data.clips_per_video // 16
     assert on_disk["n_train"] == 32 and on_disk["n_test"] == 16 and on_disk["steps"] == steps_per_epoch
-    for name in ("loss_curves.png", "collapse.png", "probe.png", "retrieval.png", "umap.png"):
+    for name in ("loss_curves.png", "collapse.png", "probe.png", "retrieval.png", "umap.png", "online_eval.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+    online = on_disk["online_eval"]                        # evaluated every 50 steps and at the end
+    assert online["n_items"] == 16 and [e["step"] for e in online["trajectory"]] == [steps_per_epoch]
+    assert 0 < online["fraction_of_pretraining"] < 1 and "sync_gap" in online["trajectory"][0]
     for side in ("random_init", "pretrained"):
         r = on_disk[side]
         assert 0 <= r["probe_video"] <= 1 and 0 <= r["probe_audio"] <= 1
