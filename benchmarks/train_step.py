@@ -3,7 +3,7 @@
 Ours: the kit's `forward_loss` (batched augmentation on the device excluded here: inputs are
 already float), bf16 autocast on GPU, channels_last_3d, foreach/fused LARC-Adam, no host sync
 inside the step, optional torch.compile.
-Release (spec §7.1): fp16 autocast + GradScaler, contiguous NCDHW, apex-style LARC looping over
+Release (docs/method.md §7.1): fp16 autocast + GradScaler, contiguous NCDHW, apex-style LARC looping over
 parameters in Python, plain (for-loop) Adam, `loss.item()` every step.
 
     python benchmarks/train_step.py --preset paper --batch 32 --iters 5      # CPU here

@@ -1,4 +1,4 @@
-"""Atomic save, safe load, and import/export of backbones in the released CrissCross format (spec §3).
+"""Atomic save, safe load, and import/export of backbones in the released CrissCross format (docs/method.md §3).
 
     atomic_save({"model": model.state_dict(), "step": 10}, "runs/x/checkpoint.pt")
     ckpt = safe_load("runs/x/checkpoint.pt")               # torch.load(weights_only=True) only

@@ -30,9 +30,9 @@ class ModelConfig:
     audio_depth: int = 18            # 2D ResNet depth (the original asserts 18)
     audio_width: float = 1.0
     proj_dim: int = 2048             # projector hidden and output width (z dim)
-    proj_layers: int = 3             # 2 or 3 (spec §2.3)
-    pred_hidden: int = 512           # predictor bottleneck (spec §2.4)
-    pre_norm: bool = False           # L2-normalise z before the predictor and as target (spec §4)
+    proj_layers: int = 3             # 2 or 3 (docs/method.md §2.3)
+    pred_hidden: int = 512           # predictor bottleneck (docs/method.md §2.4)
+    pre_norm: bool = False           # L2-normalise z before the predictor and as target (docs/method.md §4)
     proj_out_affine: bool = True     # the projector's last BN is affine as released; False = SimSiam's
 
 
@@ -52,8 +52,8 @@ class DataConfig:
     manifest: str = ""               # CSV manifest (data_manifests/README.md); "" = none
     root: str = ""                   # media root; "" = the manifest's directory
     split: str = "train"             # manifest rows whose split equals this ("" = all rows)
-    relation: str = "overlapped"     # one of RELATIONS (spec §5.2)
-    centred: bool = False            # centre the video window in the audio window (spec §11.B1)
+    relation: str = "overlapped"     # one of RELATIONS (docs/method.md §5.2)
+    centred: bool = False            # centre the video window in the audio window (docs/deviations.md)
     video_fps: float = 16.0
     video_duration: float = 0.5      # seconds per view (8 frames at 16 fps)
     audio_duration: float = 2.0      # seconds per view
@@ -65,7 +65,7 @@ class DataConfig:
     decode_short_side: int = 128     # centre_crop: frames resized so the short side is this (0 = native)
     decode_size: tuple = (256, 456)  # (H, W) every frame is decoded to, so batches stack (full: the
                                      # canvas; centre_crop: the crop)
-    clips_per_video: int = 5         # an epoch visits every video this many times (spec §5)
+    clips_per_video: int = 5         # an epoch visits every video this many times (docs/method.md §5)
     short_clip_policy: str = "pad"   # "pad" (repeat last frame / zero audio) or "skip"
     no_audio_policy: str = "skip"    # "skip" or "silence"
     max_retries: int = 10            # corrupt file: try up to this many other items, then raise
@@ -80,14 +80,14 @@ class VideoAugConfig:
     crop_ratio: tuple = (0.75, 4.0 / 3.0)
     flip_p: float = 0.5
     jitter: tuple = (0.4, 0.4, 0.4, 0.2)   # brightness, contrast, saturation, hue
-    jitter_p: float = 1.0            # the release always jitters (spec §11.B6)
+    jitter_p: float = 1.0            # the release always jitters (docs/deviations.md)
     gray_p: float = 0.2
     blur_p: float = 0.5
     blur_sigma: tuple = (0.1, 2.0)
-    legacy_blur: bool = False        # the release's fixed anisotropic sigma (0.1, 2.0) (§11.B4)
+    legacy_blur: bool = False        # the release's fixed anisotropic sigma (0.1, 2.0) (docs/deviations.md)
     cutout_p: float = 1.0
     cutout_max: int = 20             # side L ~ 1..cutout_max inclusive; square 2·floor(L/2) px
-    legacy_cutout: bool = False      # the release's multiply-by-mean cutout (§11.B5)
+    legacy_cutout: bool = False      # the release's multiply-by-mean cutout (docs/deviations.md)
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
 
@@ -125,12 +125,12 @@ class OptimConfig:
     audio_lr: float = 2e-4
     video_pred_lr: float = 2e-3
     audio_pred_lr: float = 2e-3
-    final_lr: float = 1e-4           # cosine ends here, not at 0 (spec §11.C4)
+    final_lr: float = 1e-4           # cosine ends here, not at 0 (docs/deviations.md)
     weight_decay: float = 1e-4
     betas: tuple = (0.9, 0.999)
     larc_trust: float = 1e-3
     larc_clip: bool = True
-    legacy_lr_offset: bool = False   # the release's off-by-one schedule (spec §11.C1)
+    legacy_lr_offset: bool = False   # the release's off-by-one schedule (docs/deviations.md)
 
 
 @dataclass
@@ -197,7 +197,7 @@ class Config:
 # ----------------------------------------------------------------------------- presets
 
 def _paper(name: str, **data) -> Config:
-    """The released K400 config (spec §7); per-dataset values the paper does not state reuse it.
+    """The released K400 config (docs/method.md §7); per-dataset values the paper does not state reuse it.
 
     Faithful to the release unless a flag says otherwise (docs/deviations.md lists every difference).
     Frames: the whole frame on a 256x456 canvas, the random crop drawn in each frame's own geometry
@@ -249,11 +249,11 @@ PRESETS = {
     # paper_*: the whole frame on a 256x456 canvas (data.frame_mode=full, as the release crops the native
     # frame); ~1.3x the decode CPU of the fast data.frame_mode=centre_crop data.decode_size=[128,170]
     # and 4.5x the bytes per sample (measured, see _paper and docs/deviations.md).
-    # K400: spec §7 (released crisscross.yaml), 100 epochs, global batch 2048.
+    # K400: docs/method.md §7 (released crisscross.yaml), 100 epochs, global batch 2048.
     "paper_kinetics400": lambda: _paper("paper_kinetics400"),
-    # Kinetics-Sound: the paper's epoch count is unknown (spec §13); the K400 release values are used.
+    # Kinetics-Sound: the paper's epoch count is unknown (docs/method.md §12); the K400 release values are used.
     "paper_kinetics_sound": lambda: _paper("paper_kinetics_sound"),
-    # AudioSet: the paper's epoch count is unknown (spec §13); the K400 release values are used.
+    # AudioSet: the paper's epoch count is unknown (docs/method.md §12); the K400 release values are used.
     "paper_audioset": lambda: _paper("paper_audioset"),
     "tiny_cpu": _tiny_cpu,
 }

@@ -1,4 +1,4 @@
-"""CrissCross loss: symmetric negative cosine with stop-gradient over six relations (spec §4).
+"""CrissCross loss: symmetric negative cosine with stop-gradient over six relations (docs/method.md §4).
 
     out = model(v1, v2, a1, a2)                   # dict zv1..za2, pv1..pa2, each [B, D]
     total, terms = crisscross_loss(out, LossConfig())

@@ -1,4 +1,4 @@
-"""Optimisation as released (spec §7): four parameter groups, Adam wrapped in LARC, warm-up + cosine.
+"""Optimisation as released (docs/method.md §7): four parameter groups, Adam wrapped in LARC, warm-up + cosine.
 
 Groups: ``video_base`` (video backbone + projector), ``video_pred``, ``audio_base``, ``audio_pred``.
 The base groups follow the release's linear warm-up ``linspace(0, base, W)`` over the first W steps
@@ -47,7 +47,7 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
 
 
 class LARC(torch.optim.Optimizer):
-    """LARC in clip mode around an inner optimiser (spec §7), written from its formula.
+    """LARC in clip mode around an inner optimiser (docs/method.md §7), written from its formula.
 
     Per parameter tensor w with gradient g, in a group with lr and weight decay wd:
     local = trust·‖w‖ / (‖g‖ + wd·‖w‖ + eps); factor = min(local / lr, 1) (clip mode; 1 at lr = 0);

@@ -167,7 +167,7 @@ def save_checkpoint(run_dir: Path, state: dict) -> None:
 def embedding_std(z: torch.Tensor) -> torch.Tensor:
     """Collapse monitor: std over the batch of L2-normalised z, averaged over dims, × sqrt(d).
 
-    ≈ 1 for well-spread embeddings, → 0 when they collapse to a point (SimSiam §4). `z`: [B, d].
+    ≈ 1 for well-spread embeddings, → 0 when they collapse to a point (SimSiam paper, section 4). `z`: [B, d].
     """
     zn = torch.nn.functional.normalize(z.detach().float(), dim=1)
     return zn.std(dim=0).mean() * math.sqrt(z.shape[1])

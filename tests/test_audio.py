@@ -1,4 +1,4 @@
-"""Log-mel front end (equal to the original librosa one) and spectrogram augmentation (spec §6.3)."""
+"""Log-mel front end (equal to the original librosa one) and spectrogram augmentation (docs/method.md §6.3)."""
 import dataclasses
 
 import numpy as np

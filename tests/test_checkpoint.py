@@ -1,4 +1,4 @@
-"""Atomic save, safe load, released-format import/export (spec §3)."""
+"""Atomic save, safe load, released-format import/export (docs/method.md §3)."""
 import os
 import pickle
 import zipfile

@@ -1,4 +1,4 @@
-"""Configs: presets hold the spec's values, YAML round trip, overrides, errors that name the key."""
+"""Configs: presets hold the release's values (docs/method.md §7), YAML round trip, overrides, errors that name the key."""
 import pytest
 
 from crisscross_core.config import PRESETS, Config, ConfigError, load_config, save_config

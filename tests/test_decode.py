@@ -42,7 +42,7 @@ def coded(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["mp4", "avi"])
 def test_frames_are_nearest_earlier_source_frames(coded, kind):
-    """Spec §6.1: t_k = start + k/16 -> source frame floor(t_k * src_fps) (10 fps source)."""
+    """docs/method.md §6.1: t_k = start + k/16 -> source frame floor(t_k * src_fps) (10 fps source)."""
     frames, _ = decode_windows(coded[kind], [(0.3, 1.0), (1.05, 0.5)], [], fps=16)
     for (start, dur), f in zip([(0.3, 1.0), (1.05, 0.5)], frames):
         assert f.dtype == np.uint8 and f.shape == (int(dur * 16), 32, 48, 3)

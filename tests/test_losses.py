@@ -1,4 +1,4 @@
-"""The CrissCross loss (spec §4): stop-gradient, the six relations, group flags, normalisation."""
+"""The CrissCross loss (docs/method.md §4): stop-gradient, the six relations, group flags, normalisation."""
 import itertools
 from dataclasses import replace
 
@@ -11,7 +11,7 @@ from crisscross_core.losses import crisscross_loss, negative_cosine
 torch.set_num_threads(1)
 
 VIEWS = ("v1", "v2", "a1", "a2")
-# spec §4 table: term -> (x, y) views; groups by flag
+# docs/method.md §4 table: term -> (x, y) views; groups by flag
 RELATIONS = {"Lv1v2": ("v1", "v2"), "La1a2": ("a1", "a2"), "Lv1a1": ("v1", "a1"),
              "Lv2a2": ("v2", "a2"), "Lv1a2": ("v1", "a2"), "La1v2": ("a1", "v2")}
 GROUP_TERMS = {"intra": ("Lv1v2", "La1a2"), "sync": ("Lv1a1", "Lv2a2"), "asynchronous": ("Lv1a2", "La1v2")}

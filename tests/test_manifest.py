@@ -1,4 +1,4 @@
-"""Manifests (format, validation, parallel probe, health) and the dataset builders (spec §8)."""
+"""Manifests (format, validation, parallel probe, health) and the dataset builders (docs/method.md §8)."""
 import json
 from pathlib import Path
 

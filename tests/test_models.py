@@ -1,6 +1,6 @@
-"""Encoders, heads and the pretraining model against the facts of spec §2 and §3.3.
+"""Encoders, heads and the pretraining model against the facts of docs/method.md §2 and docs/method.md §3.3.
 
-The expected key lists are generated here from the spec's rules, independently of the model code.
+The expected key lists are generated here from the layout rules of docs/method.md §3.3, independently of the model code.
 """
 import pytest
 import torch
@@ -18,7 +18,7 @@ def _bn(prefix, c):
 
 
 def spec_video_keys(blocks=(2, 2, 2, 2), w=(64, 128, 256, 512)):
-    """Spec §3.3 video backbone: key -> shape."""
+    """docs/method.md §3.3 video backbone: key -> shape."""
     keys = {"conv1.0.weight": (w[0], 3, 3, 7, 7), **_bn("conv1.1", w[0])}
     cin = w[0]
     for s, (stage, n, c) in enumerate(zip(("conv2x", "conv3x", "conv4x", "conv5x"), blocks, w)):
@@ -40,7 +40,7 @@ def spec_video_keys(blocks=(2, 2, 2, 2), w=(64, 128, 256, 512)):
 
 
 def spec_audio_keys():
-    """Spec §3.3 audio backbone: key -> shape."""
+    """docs/method.md §3.3 audio backbone: key -> shape."""
     keys = {"conv1.0.weight": (64, 1, 7, 7), **_bn("conv1.1", 64)}
     for k, c in enumerate((64, 128, 256, 512), start=1):
         for b in range(2):
@@ -120,12 +120,12 @@ def test_depth_34_and_10_keys_follow_the_same_rules():
 
 # ----------------------------------------------------------------------------- stage shapes
 
-VIDEO_TABLE = {  # spec §2.1 [run]: input (T, H, W) -> stage maps (C, T, H, W)
+VIDEO_TABLE = {  # docs/method.md §2.1: input (T, H, W) -> stage maps (C, T, H, W)
     (8, 112, 112): {"conv1": (64, 8, 28, 28), "conv2x": (64, 8, 28, 28), "conv3x": (128, 4, 14, 14),
                     "conv4x": (256, 2, 7, 7), "conv5x": (512, 1, 4, 4), "pool": (512, 1, 1, 1)},
     (32, 224, 224): {"conv5x": (512, 4, 7, 7), "pool": (512, 1, 1, 1)},
 }
-AUDIO_TABLE = {  # spec §2.2 [run]: input (F, T) -> stage maps (C, F, T)
+AUDIO_TABLE = {  # docs/method.md §2.2: input (F, T) -> stage maps (C, F, T)
     (80, 201): {"conv2x": (64, 20, 51), "conv3x": (128, 10, 26), "conv4x": (256, 5, 13),
                 "conv5x": (512, 3, 7), "pool": (512, 1, 1)},
     (80, 501): {"conv5x": (512, 3, 16), "pool": (512, 1, 1)},
@@ -268,7 +268,7 @@ def test_from_config_tiny_preset_outputs():
 
 
 def test_views_are_separate_encoder_calls():
-    """BN statistics per input: zv1 must not depend on v2 in train mode (spec §7.1)."""
+    """BN statistics per input: zv1 must not depend on v2 in train mode (docs/method.md §7.1)."""
     model = CrissCross.from_config(_tiny_cfg()).train()
     v1, v2, a1, a2 = _tiny_inputs()
     out1 = model(v1, v2, a1, a2)

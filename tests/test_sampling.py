@@ -1,4 +1,4 @@
-"""Property tests of the seven temporal relations (spec §5)."""
+"""Property tests of the seven temporal relations (docs/method.md §5)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -50,7 +50,7 @@ def test_adjacent_contiguous(length, d, seed):
 
 
 def test_video_window_uniform_not_centred_inside_audio():
-    """§5.1/§11.B1: the video start is uniform over the audio window; centred=True centres it."""
+    """docs/method.md §5.1 and docs/deviations.md: the video start is uniform over the audio window; centred=True centres it."""
     rng = np.random.default_rng(0)
     rel = []
     for _ in range(2000):
@@ -77,7 +77,7 @@ def test_far_apart_offset_is_max_ss(length, d, seed):
 
 
 def test_far_apart_kinetics_example():
-    """Spec §5.3: 10 s clip, d_a=2, d_v=0.5 -> s1 in [0, 3], offset exactly 3 s."""
+    """docs/method.md §5.3: 10 s clip, d_a=2, d_v=0.5 -> s1 in [0, 3], offset exactly 3 s."""
     rng = np.random.default_rng(1)
     st = [far_apart_starts((0, 10), (0, 10), 0.5, 2.0, rng) for _ in range(200)]
     s = np.array([(x.v1, x.v2) for x in st])

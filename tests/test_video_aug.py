@@ -1,4 +1,4 @@
-"""Behaviour of the batched video augmentation (spec §6.2) and the eval transform."""
+"""Behaviour of the batched video augmentation (docs/method.md §6.2) and the eval transform."""
 import dataclasses
 
 import pytest

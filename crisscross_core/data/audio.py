@@ -1,4 +1,4 @@
-"""Log-mel front end and batched spectrogram augmentation on torch (spec §6.3).
+"""Log-mel front end and batched spectrogram augmentation on torch (docs/method.md §6.3).
 
     mel = LogMel(16000)(wave)                    # wave float [B, N] -> [B, 1, 80, 1 + N // 160]
     spec = AudioAugment(AudioAugConfig(), 16000)(wave, generator=g)   # same shape, augmented
@@ -25,7 +25,7 @@ from crisscross_core.config import AudioAugConfig
 
 POWER_EPS = 2.2e-16          # added to |X|^2 (float64 eps, as the original)
 LOG_EPS = 1.19e-7            # added to the mel energies before ln (float32 eps)
-NORM_MEAN = -5.3688107       # fixed normalisation constants (spec §6.3)
+NORM_MEAN = -5.3688107       # fixed normalisation constants (docs/method.md §6.3)
 NORM_STD = 4.410007
 RRC_CANVAS = (1.0, 1.5)      # BYOL-A virtual canvas scale (F, T)
 

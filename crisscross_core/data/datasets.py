@@ -32,7 +32,7 @@ class DataError(RuntimeError):
 
 
 class PretrainDataset(Dataset):
-    """Two temporally related audio-visual views per item (spec §5), decoded to fixed shapes.
+    """Two temporally related audio-visual views per item (docs/method.md §5), decoded to fixed shapes.
 
     Rows are filtered by data_cfg.split and by the policies up front (counted in health()):
     files without video; without audio when no_audio_policy='skip'; shorter than the snippet when

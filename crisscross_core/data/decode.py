@@ -1,4 +1,4 @@
-"""Probe media and decode time windows with PyAV (spec §6.1).
+"""Probe media and decode time windows with PyAV (docs/method.md §6.1).
 
     info = probe("clip.mp4")                       # MediaInfo: durations, fps, sizes, audio format
     frames, waves = decode_windows("clip.mp4", [(1.0, 0.5)], [(0.5, 2.0)],
@@ -7,7 +7,7 @@
 
 Video: output times t_k = start + k/fps for k < floor(dur*fps); each takes the nearest *earlier*
 source frame (the last frame whose timestamp is <= t_k; for constant frame rate this is the
-spec's index floor((t_k - stream_start) * src_fps)). Audio: resampled to `audio_rate`, down-mixed
+release's index floor((t_k - stream_start) * src_fps)). Audio: resampled to `audio_rate`, down-mixed
 by averaging the channels, cut to exactly round(dur * audio_rate) samples.
 One container open per call; per modality, windows closer than `gap_s` are read in one pass
 from one seek (so `overlapped` decodes one 0.75 s video snippet and one 3 s audio snippet).

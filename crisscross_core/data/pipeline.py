@@ -6,7 +6,7 @@
 
 The two views of a sample get independent draws, except where `share[:, 0]` (video) /
 `share[:, 1]` (audio) is True: then view 2 is a copy of view 1's augmented tensor, as the
-release does for `v_far_a_same` / `v_same_a_far` (spec §11.B2). `frame_hw` [B, 2] (the size of
+release does for `v_far_a_same` / `v_same_a_far` (docs/deviations.md). `frame_hw` [B, 2] (the size of
 the frame each sample's canvas shows, `PretrainDataset` items' "frame_hw") makes the random crop
 follow the source frame's geometry (VideoAugment); without it the canvas is the frame.
 """
@@ -23,7 +23,7 @@ from crisscross_core.data.video_aug import EvalVideoTransform, VideoAugment
 
 
 class TrainTransform(nn.Module):
-    """Pretraining transform of a two-view batch (spec §6.2-6.3). See the module docstring."""
+    """Pretraining transform of a two-view batch (docs/method.md §6.2, docs/method.md §6.3). See the module docstring."""
 
     def __init__(self, aug_cfg: AugConfig | None = None, audio_rate: int = 16000):
         super().__init__()

@@ -1,17 +1,17 @@
-"""The seven temporal relations between the two views (spec §5), as pure functions.
+"""The seven temporal relations between the two views (docs/method.md §5), as pure functions.
 
 Inputs are stream limits (start_s, end_s) for video and audio, per-view durations, and a
 `numpy.random.Generator`. Output: `ViewWindows` with (start_s, dur_s) for v1, a1, v2, a2 and two
-flags saying whether both video / both audio views are *one tensor* (one augmentation, §11.B2).
+flags saying whether both video / both audio views are *one tensor* (one augmentation, docs/deviations.md).
 
     rng = np.random.default_rng([seed, epoch, index])
     w = sample_views("overlapped", (0, 10), (0, 10), 0.5, 2.0, rng)
     # w.v1 = (s_v, .5), w.v2 = (s_v + .25, .5), w.a1 = (s_a, 2), w.a2 = (s_a + 1, 2)
 
 Faithful to the release by default: the video window lies uniformly *somewhere* inside the audio
-window (§5.1), the far-apart offset is `max_ss` computed from halved absolute times (§5.3), and
+window (docs/method.md §5.1), the far-apart offset is `max_ss` computed from halved absolute times (docs/method.md §5.3), and
 streams of at most two audio windows take the release's short-stream branch (`far_apart_starts`).
-`centred=True` centres the video window in the audio window instead (§11.B1). Deviation: windows
+`centred=True` centres the video window in the audio window instead (docs/deviations.md). Deviation: windows
 are finally clamped into their streams when a stream is long enough (matters only for streams that
 do not start at 0, where the halved-times quirk could place a window before the stream start).
 The differences from the release are listed in docs/deviations.md.
@@ -56,7 +56,7 @@ def _clamp(start: float, dur: float, lim: Limits) -> float:
 
 def base_snippet(vlim: Limits, alim: Limits, d_v: float, d_a: float, rng: np.random.Generator,
                  centred: bool = False) -> tuple[float, float]:
-    """(s_v, s_a) for one joint snippet (spec §5.1). The shorter window lies inside the longer one.
+    """(s_v, s_a) for one joint snippet (docs/method.md §5.1). The shorter window lies inside the longer one.
 
     d_a > d_v: s_a ~ U[max(as, vs), min(af - d_a, vf - d_v)], s_v ~ U[max(s_a, vs), min(s_a + d_a, vf) - d_v];
     roles swap when d_v >= d_a. Too-short streams: the outer window starts at the common start.
@@ -115,7 +115,7 @@ def far_apart_starts(vlim: Limits, alim: Limits, d_v: float, d_a: float,
 
 def sample_views(relation: str, video_limits: Limits, audio_limits: Limits, video_dur: float,
                  audio_dur: float, rng: np.random.Generator, centred: bool = False) -> ViewWindows:
-    """Window times for both views under `relation` (one of RELATIONS, spec §5.2)."""
+    """Window times for both views under `relation` (one of RELATIONS, docs/method.md §5.2)."""
     vlim, alim, dv, da = tuple(video_limits), tuple(audio_limits), float(video_dur), float(audio_dur)
     if relation == "same_timestamp":
         s_v, s_a = base_snippet(vlim, alim, dv, da, rng, centred)

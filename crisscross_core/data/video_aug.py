@@ -1,4 +1,4 @@
-"""Batched video augmentation on torch (spec §6.2), per-sample parameters, any device.
+"""Batched video augmentation on torch (docs/method.md §6.2), per-sample parameters, any device.
 
     aug = VideoAugment(VideoAugConfig())
     y = aug(x)            # x uint8 [B, T, H, W, 3] -> y float [B, 3, T, c, c], normalised
@@ -13,12 +13,12 @@ by default) and mapped onto the canvas by the sampling grid, so a whole frame re
 canvas (`data.frame_mode: full`) is cropped with the release's statistics (area and aspect ratio
 relative to the native frame) while batches keep one shape.
 
-Order (spec §6.2): random resized crop (+ flip, folded into the sampling grid) -> colour jitter
+Order (docs/method.md §6.2): random resized crop (+ flip, folded into the sampling grid) -> colour jitter
 (4 ops in a per-clip random order) -> grayscale -> Gaussian blur -> normalise -> cutout.
 Differences from the PIL original: pixels stay float between ops (no uint8 rounding); the crop
 is resampled bilinearly without antialiasing (torchvision's tensor path with antialias=False),
 and, when a small box is enlarged, its outermost output pixels interpolate with the pixel just
-outside the box instead of repeating the box edge; fixes of spec §11.B4/B5 are on unless
+outside the box instead of repeating the box edge; fixes of docs/deviations.md are on unless
 `legacy_blur` / `legacy_cutout`.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from crisscross_core.config import VideoAugConfig
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R 601-2 luma, as PIL "L" and torchvision
-LEGACY_SIGMA = (0.1, 2.0)              # the release's fixed (sigma_x, sigma_y) (spec §11.B4)
+LEGACY_SIGMA = (0.1, 2.0)              # the release's fixed (sigma_x, sigma_y) (docs/deviations.md)
 CPU_CHUNK = 4                          # clips per group on the CPU (cache-sized working set)
 ACCEL_CHUNK_ELEMENTS = 2 ** 28         # accelerator: float elements of decoded canvas per group (1 GiB)
 
@@ -252,7 +252,7 @@ def gaussian_blur(x: torch.Tensor, sigma_x: torch.Tensor, sigma_y: torch.Tensor,
 
 
 def blur_kernel_size(crop: int) -> int:
-    """⌊crop/20⌋·2 + 1 (11 for 112, 23 for 224), spec §6.2."""
+    """⌊crop/20⌋·2 + 1 (11 for 112, 23 for 224), docs/method.md §6.2."""
     return (crop // 20) * 2 + 1
 
 
@@ -274,7 +274,7 @@ def _to_float_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 class VideoAugment:
-    """Pretraining video augmentation (spec §6.2) for a batch of clips.
+    """Pretraining video augmentation (docs/method.md §6.2) for a batch of clips.
 
     `__call__(x uint8 [B, T, H, W, 3], generator=None) -> float [B, 3, T, c, c]`, c = crop_size.
     `sample_params(B, H, W, generator)` returns the per-clip parameters (dict of CPU tensors);
@@ -373,7 +373,7 @@ class VideoAugment:
 
     def _cutout(self, y, on, box):
         """Zero (= the mean after normalisation) one square per clip on all frames; legacy:
-        multiply the square by the mean of the first normalised frame (spec §11.B5)."""
+        multiply the square by the mean of the first normalised frame (docs/deviations.md)."""
         size = y.shape[-1]
         r = torch.arange(size, device=y.device)
         rows = (r[None] >= box[:, :1]) & (r[None] < box[:, 1:2])

@@ -1,4 +1,4 @@
-"""2D ResNet audio encoder on log-mel spectrograms (spec §2.2).
+"""2D ResNet audio encoder on log-mel spectrograms (docs/method.md §2.2).
 
 torchvision-style BasicBlocks written by hand, so the state-dict keys equal the released
 `aud_crisscross_*.pth.tar` files (`conv1.0`, `conv1.1`, `block1`..`block4`, `downsample.0/1`).

@@ -1,11 +1,11 @@
-"""The CrissCross pretraining model: two encoders, two projectors, two predictors (spec §2.5).
+"""The CrissCross pretraining model: two encoders, two projectors, two predictors (docs/method.md §2.5).
 
     model = CrissCross.from_config(ModelConfig())            # 49,662,080 parameters
     out = model(v1, v2, a1, a2)     # v [B,3,T,H,W], a [B,1,F,T] -> dict zv1..za2, pv1..pa2, each [B, proj_dim]
     total, terms = crisscross_loss(out, LossConfig())
 
 Unlike the release there is no `video_encoder` alias (Sequential of backbone, flatten, projector),
-so every tensor appears once in the state dict; keys are otherwise those of spec §3.3
+so every tensor appears once in the state dict; keys are otherwise those of docs/method.md §3.3
 (`video_backbone.*`, `video_projector.layer1.0.weight`, `video_predictor.layer2.weight`, ...).
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from .video import R2Plus1D
 
 class CrissCross(nn.Module):
     """Video/audio SimSiam towers. `pre_norm`: z is L2-normalised before the predictor and is then
-    also the (stop-gradient) target (spec §4).
+    also the (stop-gradient) target (docs/method.md §4).
 
     v1 and v2 (and a1, a2) go through the encoders as separate calls, so BatchNorm statistics
-    are per input as in the release (spec §7.1).
+    are per input as in the release (docs/method.md §7.1).
     """
 
     def __init__(self, video_depth: int = 18, video_width: float = 1.0, audio_depth: int = 18,

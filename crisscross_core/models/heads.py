@@ -1,4 +1,4 @@
-"""Projector and predictor MLPs (spec §2.3, §2.4).
+"""Projector and predictor MLPs (docs/method.md §2.3, docs/method.md §2.4).
 
     proj = Projector(512, dim=2048, num_layers=3)   # [B, 512] -> [B, 2048]; 9,455,616 params
     pred = Predictor(2048, hidden=512)              # [B, 2048] -> [B, 2048]; 2,100,736 params

@@ -1,4 +1,4 @@
-"""R(2+1)D video encoder, the AVID-CMA variant CrissCross used (spec §2.1).
+"""R(2+1)D video encoder, the AVID-CMA variant CrissCross used (docs/method.md §2.1).
 
 Not torchvision's r2plus1d_18: the stem is a full 3D convolution and each (2+1)D block keeps the
 intermediate width equal to its output width (no parameter-matching M_i). The block's last BN comes

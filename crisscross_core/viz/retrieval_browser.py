@@ -114,7 +114,7 @@ class RetrievalBrowser(Shown):
         self.query_audio.value = wav_bytes(wave, self.rate, normalise=True) if len(wave) else wav_bytes(np.zeros(160))
         self.query_info.value = f"query <b>{qi.label_name}</b><br><code>{Path(qi.path).name}</code>"
         cross = DIRECTIONS[self.direction.value][0] != DIRECTIONS[self.direction.value][1]
-        # a hit: same class (within modality), or the query's own clip (cross-modal, spec §9.4)
+        # a hit: same class (within modality), or the query's own clip (cross-modal, docs/evaluation.md)
         self.matches = np.array([(i == q) if cross else (self.items[int(i)].label == qi.label) for i in idx], bool)
         self.results.children = [self._row(r + 1, int(i), float(s), bool(m))
                                  for r, (i, s, m) in enumerate(zip(idx, sims, self.matches))]
