@@ -45,7 +45,8 @@ def build_backbone(modality: str, depth: int = 18, width: float = 1.0) -> nn.Mod
     if modality == "audio":
         from .models.audio import AudioResNet
         return AudioResNet(depth=depth, width=width)
-    raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    from .config import ConfigError
+    raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
 
 
 def resolve(path: str | os.PathLike, modality: str) -> Path:

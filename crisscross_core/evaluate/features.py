@@ -59,28 +59,7 @@ def resolve_weights(weights, modality: str) -> Path:
     return p
 
 
-def infer_arch(state: dict, modality: str) -> tuple[int, float]:
-    """(depth, width) of a backbone state_dict: width from conv1 channels, depth from blocks per stage."""
-    w = state.get("conv1.0.weight")
-    if w is None:
-        raise KeyError(f"state_dict has no 'conv1.0.weight' (keys start {list(state)[:3]}); "
-                       f"not a {modality} backbone in the released layout")
-    width = w.shape[0] / 64.0
-    if modality == "audio":
-        return 18, width
-    stage = "conv2x"
-    n = len({k.split(".")[1] for k in state if k.startswith(stage + ".")})
-    return {1: 10, 2: 18, 3: 34}.get(n, 18), width
-
-
-def build_backbone(modality: str, depth: int = 18, width: float = 1.0) -> nn.Module:
-    if modality == "video":
-        from crisscross_core.models.video import R2Plus1D
-        return R2Plus1D(depth=depth, width=width)
-    if modality == "audio":
-        from crisscross_core.models.audio import AudioResNet
-        return AudioResNet(depth=depth, width=width)
-    raise ConfigError(f"modality must be 'video' or 'audio', got {modality!r}")
+from crisscross_core.pretrained import build_backbone, infer_arch  # noqa: E402  (one definition, shared)
 
 
 RANDOM = "random"
