@@ -303,7 +303,8 @@ def sweep(base: Any = "tiny_cpu", grid: Optional[dict] = None, runs: Optional[Se
 
     base: preset / YAML / Config; overrides: applied to every run before its own; readout: the held-out
     set of the final online evaluation ({"manifest", "split", "root", "max_items"} → eval.*);
-    max_parallel: Slurm array parallelism, or local processes. Every run's config is validated before
+    max_parallel: Slurm array parallelism, or local processes. time_min: minutes per run (a local
+    process running several runs gets that many times more). Every run's config is validated before
     anything is submitted. submit=False only re-attaches.
     """
     from .launch import LaunchError, _python_command, build_executor, load_profile, snapshot_code
@@ -392,7 +393,7 @@ def _submit_local(todo, cfg_paths, sdir, snap, python, ntasks, gpus, timeout, ma
         tasks_file = snap / f"stripe{i}.json"
         atomic_write_text(tasks_file, json.dumps([cfg_paths[r["name"]] for r in share]))
         ex = build_executor("local", {}, sdir / "submitit", python, tasks_per_node=ntasks, gpus_per_node=gpus,
-                            time_min=timeout)
+                            time_min=timeout * len(share))      # the stripe runs its runs one after another
         job = ex.submit(Runner("crisscross_core.sweep:run_stripe", str(tasks_file), {"target": target}))
         pid = job._process.pid if getattr(job, "_process", None) is not None else None
         for r in share:
