@@ -88,3 +88,17 @@ def test_cuda_gives_the_cpu_solution():
         gpu = SquaredHingeSVM(C=0.5, tol=1e-5, method=method, device="cuda").fit(x, y)
         assert gpu._W.device.type == "cuda"
         np.testing.assert_allclose(gpu.decision_function(x), cpu.decision_function(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("d", [3, 161])
+def test_newton_systems_are_solved_exactly(d):
+    """The direct Newton step's SPD solve has a tiny residual (torch.linalg.solve's LU did not, on some CPUs),
+    including a batch member whose Cholesky factor fails and takes the fallback."""
+    from crisscross_core.evaluate.linear_svm import _spd_solve
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(5, d, 2 * d, generator=g, dtype=torch.float64)
+    h = a @ a.transpose(1, 2) + torch.eye(d, dtype=torch.float64)
+    h[4] = torch.diag(torch.linspace(-1.0, 2.0, d, dtype=torch.float64) + 0.5 / d)   # indefinite: no Cholesky
+    r = torch.randn(5, d, 1, generator=g, dtype=torch.float64)
+    x = _spd_solve(h, r)
+    assert float((h @ x - r).abs().max()) < 1e-8 * float(r.abs().max() * h.abs().max())

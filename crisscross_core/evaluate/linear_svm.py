@@ -41,6 +41,24 @@ def _with_bias(X: torch.Tensor, s: float) -> torch.Tensor:
     return torch.cat([X, torch.full((X.shape[0], 1), float(s), dtype=X.dtype, device=X.device)], 1)
 
 
+def _spd_solve(H: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Solve H x = r for symmetric positive definite H `[K, D, D]`, r `[K, D, 1]`, by Cholesky.
+
+    Not torch.linalg.solve: its LU (MKL getrf/laswp) returns wrong solutions on some CPUs with the PyPI
+    torch 2.13 CPU build ("oneMKL ERROR: Parameter 6 was incorrect on entry to DLASWP", residuals in the
+    hundreds; tests/test_linear_svm.py checks the residual). H = I + 2C X̃ᵀ diag(A) X̃ is SPD; should
+    rounding make a Cholesky factor fail, that class falls back to numpy's solver.
+    """
+    L, info = torch.linalg.cholesky_ex(H)
+    x = torch.cholesky_solve(r, L)
+    bad = info != 0
+    if bool(bad.any()):
+        idx = bad.nonzero()[:, 0]
+        fix = np.linalg.solve(H[idx].cpu().numpy(), r[idx].cpu().numpy())
+        x[idx] = torch.as_tensor(fix, dtype=x.dtype, device=x.device)
+    return x
+
+
 def as_tensor(x, device=None, dtype=torch.float32) -> torch.Tensor:
     """numpy / torch `[N, D]` → contiguous torch tensor on `device` (no copy when already there)."""
     if isinstance(x, torch.Tensor):
@@ -207,7 +225,7 @@ class SquaredHingeSVM:
                 H.append(G - xs.T @ xs)
         H = c2 * torch.stack(H) + torch.eye(d + 1, dtype=X.dtype, device=X.device)   # [K, D+1, D+1]
         r = torch.cat([rW, rb[None]], 0).T[..., None]                                  # [K, D+1, 1]
-        sol = torch.linalg.solve(H.double(), r.double()).to(X.dtype)[..., 0].T         # [D+1, K]
+        sol = _spd_solve(H.double(), r.double()).to(X.dtype)[..., 0].T                 # [D+1, K]
         return sol[:d], sol[d]
 
     def _pcg(self, X, A, rW, rb, PW, Pb, gn, todo, c2, s):
