@@ -18,7 +18,7 @@ def _threads():
 
 
 def test_svm_pool_dims_match_spec():
-    # spec §9.2: 2 s → conv5x 512×3×7 → 4608-d; 5 s → 512×3×16 → 10752-d; DCASE 1 s 512×3×4 → 1536
+    # docs/method.md §9: 2 s → conv5x 512×3×7 → 4608-d; 5 s → 512×3×16 → 10752-d; DCASE 1 s 512×3×4 → 1536
     for t, d in ((7, 4608), (16, 10752), (4, 1536)):
         assert fx.svm_pool(torch.randn(2, 512, 3, t)).shape == (2, d)
 
@@ -47,7 +47,7 @@ def test_legacy_test_crop_reproduces_the_release_bug():
     spec = torch.arange(501.0).view(1, 1, 501).expand(1, 80, 501)
     w = fx.legacy_spec_windows(spec, 10, 201)
     assert w.shape == (10, 1, 80, 200)
-    assert w[:, 0, 0, 0].tolist() == [0.0] * 9 + [1.0]                # offsets [0,…,0,1] (§11.D10)
+    assert w[:, 0, 0, 0].tolist() == [0.0] * 9 + [1.0]                # offsets [0,…,0,1] (docs/evaluation.md, "Differences from the release": --legacy-test-crop)
     assert w.max() <= 200                                             # nothing after the first 2 s
 
 

@@ -1,4 +1,4 @@
-"""Fine-tuning (UCF/HMDB, spec §9.1) and fc-tuning (DCASE, spec §9.3) end to end on small real data."""
+"""Fine-tuning (UCF/HMDB) and fc-tuning (DCASE) end to end on small real data (docs/method.md §9, docs/evaluation.md)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""ESC-10 linear-SVM protocol (spec §9.2) on real audio: 5 folds, leak-free, sane baselines."""
+"""ESC-10 linear-SVM protocol (docs/method.md §9, docs/evaluation.md) on real audio: 5 folds, leak-free, sane baselines."""
 
 import numpy as np
 import pytest
