@@ -198,3 +198,22 @@ def test_cli_prepare_shards_and_frames_and_deep_check(tmp_path, shared_data):
     assert main(["prepare", src, str(tmp_path / "fr"), "--frames", "--workers", "1", "--no-progress"]) == 0
     m = read_manifest(tmp_path / "fr.frames" / "manifest.csv")
     assert len(m.rows) == 21 and all("::" in r.path for r in m.rows)
+
+
+def test_evaluation_reads_prepared_tiers_as_the_original_files(tmp_path, demo_shards, demo_manifest):
+    """Evaluation manifests may point into shards or a frame store: the rows are found (none dropped as
+    'file not found') and give the original files' audio and frames."""
+    from crisscross_core.evaluate.media import load_audio, load_items, load_video_windows
+    orig, _ = load_items(demo_manifest, require_label=False)
+    prepare_frames(demo_manifest, tmp_path / "demo", short_side=128, workers=1, progress=False)
+    for tier in (demo_shards, tmp_path / "demo.frames" / "manifest.csv"):
+        dropped = []
+        items, _ = load_items(tier, require_label=False, dropped=dropped)
+        assert not dropped and len(items) == len(orig) and all("::" in it.path for it in items)
+        for it, o in list(zip(items, orig))[:3]:                 # prepared manifests keep the row order
+            assert it.rid == o.rid and it.label_name == o.label_name
+            a, b = load_audio(it.path, duration=1.0), load_audio(o.path, duration=1.0)
+            assert a.shape == b.shape == (16000,) and np.all(np.abs(a - b) <= 2 ** -11 * np.abs(b) + 1e-7)  # float16
+            a = load_video_windows(it.path, [0.5], 0.5, short_side=128, size=(128, 128))
+            b = load_video_windows(o.path, [0.5], 0.5, short_side=128, size=(128, 128))
+            assert a.shape == (1, 8, 128, 128, 3) and np.array_equal(a, b)
