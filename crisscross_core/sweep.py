@@ -262,10 +262,12 @@ class Sweep:
                 f"best {metric}: {fmt(best)}; ahead of {fmt(second)} by {best['mean'] - second['mean']:.4f} "
                 "(one seed each: no spread to compare with)")
 
-    def plot(self, metric: str, x: str, hue: Optional[str] = None, title: str = ""):
-        """Bars of `metric` per value of `x`, grouped by `hue`, error bars = std over seeds."""
+    def plot(self, metric: str, x: str, hue: Optional[str] = None, title: str = "",
+             chance: Optional[float] = None):
+        """Bars of `metric` per value of `x`, grouped by `hue`, error bars = std over seeds; `chance`
+        (the metric's chance level) as a dashed line."""
         from .viz.sweep_figure import sweep_figure
-        return sweep_figure(self.summary(metric, [x] + ([hue] if hue else [])), metric, x, hue, title)
+        return sweep_figure(self.summary(metric, [x] + ([hue] if hue else [])), metric, x, hue, title, chance)
 
     def __repr__(self) -> str:
         counts: dict = {}

@@ -77,6 +77,9 @@ def test_summary_verdict_and_figure_rank_settings_over_seeds(tmp_path):
     fig = s.plot("knn_video", x="data.relation")
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[0].patches)
     assert heights == [0.62, 0.82]
+    fig = s.plot("knn_video", x="data.relation", chance=1 / 12)
+    (line,) = fig.axes[0].lines[-1:]
+    assert list(line.get_ydata()) == pytest.approx([1 / 12] * 2) and "chance" in line.get_label()
 
 
 def test_cli_sweep_runs_a_grid_and_prints_the_verdict(tmp_path, demo_manifest, capsys):

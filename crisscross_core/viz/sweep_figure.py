@@ -8,8 +8,11 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 
-def sweep_figure(summary: Sequence[dict], metric: str, x: str, hue: Optional[str] = None, title: str = ""):
-    """Bars of summary rows ({x, hue, mean, std, n}); the value of each bar is printed on it."""
+def sweep_figure(summary: Sequence[dict], metric: str, x: str, hue: Optional[str] = None, title: str = "",
+                 chance: Optional[float] = None):
+    """Bars of summary rows ({x, hue, mean, std, n}); the value of each bar is printed on it. `chance`:
+    the metric's chance level (e.g. 1/classes for kNN top-1), drawn as a dashed line so that a bar at
+    chance is not read as a result."""
     from matplotlib.figure import Figure
     xs = sorted({str(r[x]) for r in summary})
     hues = sorted({str(r[hue]) for r in summary}) if hue else [""]
@@ -29,13 +32,15 @@ def sweep_figure(summary: Sequence[dict], metric: str, x: str, hue: Optional[str
                 ax.annotate(f"{r['mean']:.3f}" + (f"\n±{r['std']:.3f}" if r["std"] is not None else "")
                             + f"\nn={r['n']}", (b.get_x() + b.get_width() / 2, b.get_height()),
                             ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    if chance is not None:
+        ax.axhline(chance, color="0.3", ls="--", lw=1, label=f"chance ({chance:.3g})")
     ax.set_xticks(range(len(xs)))
     ax.set_xticklabels(xs, rotation=15)
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} by {x}" + (f" and {hue}" if hue else ""))
     ax.margins(y=0.25)
-    if hue:
+    if hue or chance is not None:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
