@@ -85,16 +85,22 @@ def outputs_text(page) -> str:
     return page.locator(f"{ACTIVE} .jp-OutputArea").all_inner_texts().__str__()
 
 
-def map_canvas(out, side: int = 0):
-    """The `side`-th map (0 left, 1 right) of an explorer output: its largest canvases, left to right."""
-    boxes = []
-    cs = out.locator("canvas")
-    for i in range(cs.count()):
-        b = cs.nth(i).bounding_box()
-        if b and b["width"] > 150 and b["height"] > 150:
-            boxes.append((b["x"], i))
-    boxes.sort()
-    assert len(boxes) > side, f"{len(boxes)} map canvases in the output"
+def map_canvas(out, side: int = 0, timeout_s: float = 120.0):
+    """The `side`-th map (0 left, 1 right) of an explorer output: its largest canvases, left to right.
+    The widgets draw their canvases after the cell has finished (later on a loaded machine): wait."""
+    t0 = time.time()
+    while True:
+        boxes = []
+        cs = out.locator("canvas")
+        for i in range(cs.count()):
+            b = cs.nth(i).bounding_box()
+            if b and b["width"] > 150 and b["height"] > 150:
+                boxes.append((b["x"], i))
+        boxes.sort()
+        if len(boxes) > side or time.time() - t0 > timeout_s:
+            break
+        out.page.wait_for_timeout(500)
+    assert len(boxes) > side, f"{len(boxes)} map canvases in the output after {timeout_s:.0f} s"
     return cs.nth(boxes[side][1])
 
 
