@@ -241,7 +241,7 @@ def svm_folds(train: Features, test: Features, items: Sequence[Item], cfg: SVMCo
         out.append(rec)
         say("svm", f"fold {f}: acc {rec['acc']:.4f} (C={chosen:g}, {cfg.selection})"
             + (f"; best-C-on-test {rec['acc_best_c_on_test']:.4f} (C={rec['best_c_on_test']:g})"
-               if sweep_test else ""), progress)
+               if sweep_test else ""))          # a result, not progress: printed with --no-progress too
     return out
 
 

@@ -114,9 +114,15 @@ def collapse_curves(records: list[dict], title: str = "collapse monitors"):
     return fig
 
 
-def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, chance: float | None = None):
-    """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}})."""
+def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, chance: float | None = None,
+                 percent: bool = True):
+    """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}}) of fractions in [0, 1],
+    shown in % with one decimal (as the README and reports speak: 0.005 is "0.5", 0.995 is "99.5")."""
     plt = _plt()
+    k = 100.0 if percent else 1.0
+    groups = {g: {s: v * k for s, v in d.items()} for g, d in groups.items()}
+    chance = None if chance is None else chance * k
+    ylabel = f"{ylabel} (%)" if percent else ylabel
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     names = list(groups)
     series_names = sorted({k for g in groups.values() for k in g}, key=lambda s: (s != "random init", s))
@@ -125,9 +131,9 @@ def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, c
     for i, sname in enumerate(series_names):
         vals = [groups[n].get(sname, np.nan) for n in names]
         bars = ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=sname)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.bar_label(bars, fmt="%.1f" if percent else "%.3g", fontsize=7)
     if chance is not None:
-        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance ({chance:.3g}{'%' if percent else ''})")
     ax.set_xticks(x, names)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -146,15 +152,18 @@ def scatter_2d(xy: np.ndarray, labels: Sequence, title: str, markers: Sequence |
     if markers is not None:
         markers = np.asarray(markers)
         marker_of = {m: s for m, s in zip(sorted(set(markers.tolist())), "o^sPDv*X")}
-    cmap = plt.get_cmap("tab10" if len(set(labels.tolist())) <= 10 else "tab20")
+    # tab10's ten distinct colours; past ten labels the colours repeat with another marker shape (tab20's
+    # light/dark pairs made neighbouring classes look alike)
+    cmap = plt.get_cmap("tab10")
     for i, lab in enumerate(sorted(set(labels.tolist()))):
         sel = labels == lab
         if markers is None:
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=cmap(i % cmap.N), label=str(lab))
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=cmap(i % 10), marker="o^sD*"[(i // 10) % 5],
+                       label=str(lab))
         else:
             for m, shape in marker_of.items():
                 s2 = sel & (markers == m)
-                ax.scatter(xy[s2, 0], xy[s2, 1], s=14, marker=shape, color=cmap(i % cmap.N),
+                ax.scatter(xy[s2, 0], xy[s2, 1], s=14, marker=shape, color=cmap(i % 10),
                            label=f"{lab}" if m == next(iter(marker_of)) else None)
     ax.set_title(title)
     ax.set_xticks([])
