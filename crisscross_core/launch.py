@@ -21,6 +21,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -86,6 +87,7 @@ class Runner(_CheckpointableBase):
                     "CRISSCROSS_JOB_ATTEMPT")
         saved = {k: os.environ.get(k) for k in env_keys}
         self._status("RUNNING")
+        _listen_to_sigint()
         try:
             if _in_submitit_job():
                 submitit.helpers.TorchDistributedEnvironment().export(
@@ -116,6 +118,20 @@ class Runner(_CheckpointableBase):
         """Requeue this same runner; training state lives in <run_dir>/checkpoint.pt."""
         self._status("REQUEUED")
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _listen_to_sigint() -> None:
+    """A local submitit task is cancelled by SIGINT. A process started from a shell without job control
+    (`jupyter lab &` in a script, nohup, a backgrounded CI run) inherits SIGINT *ignored*, and Python then
+    never raises KeyboardInterrupt: Cancel would do nothing and the run would go on to the end. Local
+    tasks therefore restore Python's SIGINT handler (Slurm tasks and in-process runs are left alone)."""
+    if not _in_submitit_job():
+        return
+    try:
+        if submitit.JobEnvironment().cluster == "local":
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (RuntimeError, ValueError):      # not the main thread, or no job environment after all
+        pass
 
 
 def _in_submitit_job() -> bool:

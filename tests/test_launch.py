@@ -107,6 +107,25 @@ def test_cancel_stops_a_local_job(tmp_path):
     assert len(job.metrics()) < 200
 
 
+def test_cancel_works_when_the_launching_process_ignores_sigint(tmp_path):
+    """Jupyter started from a shell without job control (`jupyter lab &` in a script, nohup, a
+    backgrounded CI run) passes SIGINT *ignored* to every child; the local task must still stop."""
+    import signal
+    import time
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        job = fake(tmp_path, "ignored", steps=200, sleep_s=0.1)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    t0 = time.time()
+    while not job.metrics() and time.time() - t0 < 60:
+        time.sleep(0.1)
+    job.cancel()
+    with pytest.raises(JobFailedError):
+        job.wait(timeout=60)
+    assert job.status() == "CANCELLED" and len(job.metrics()) < 200
+
+
 def test_profiles(tmp_path):
     lo = load_profile("loopback")
     assert lo["partition"] == "debug" and lo["gpus_per_node"] == 0
