@@ -100,8 +100,9 @@ table
 from crisscross_core.data.manifest import read_manifest
 
 held_out = [r for r in read_manifest(manifest).rows if r.split == "test"]
-CHANCE = {"knn_video": 1 / len({r.label for r in held_out}), "knn_audio": 1 / len({r.label for r in held_out}),
-          "r1_a2v": 1 / len(held_out), "r1_v2a": 1 / len(held_out), "sync_gap": 0.0}.get(METRIC)
+n_classes = len({r.label for r in held_out})
+CHANCE = {"knn_video": 1 / n_classes, "knn_audio": 1 / n_classes, "r1_a2v": 1 / len(held_out),
+          "r1_v2a": 1 / len(held_out), "sync_gap": 0.0}.get(METRIC)
 by = ["data.relation", "loss.asynchronous"]
 display(Markdown(f"**{s.verdict(METRIC, by)}**" + (f" — chance is {CHANCE:.3f} ({len(held_out)} held-out "
                                                        f"clips)" if CHANCE is not None else "")))

@@ -94,8 +94,8 @@ def test_job_error_surfaces_through_the_handle(tmp_path):
     assert "ConfigError" in job.tail(40)
 
 
-def test_cancel_stops_a_local_job(tmp_path):
-    job = fake(tmp_path, "long", steps=200, sleep_s=0.1)
+def cancel_after_first_step(job) -> None:
+    """Wait for the job's first metrics row, cancel it, and check that wait() reports the failure."""
     import time
     t0 = time.time()
     while not job.metrics() and time.time() - t0 < 60:
@@ -103,6 +103,11 @@ def test_cancel_stops_a_local_job(tmp_path):
     job.cancel()
     with pytest.raises(JobFailedError):
         job.wait(timeout=60)
+
+
+def test_cancel_stops_a_local_job(tmp_path):
+    job = fake(tmp_path, "long", steps=200, sleep_s=0.1)
+    cancel_after_first_step(job)
     assert job.status() in ("CANCELLED", "FAILED")
     assert len(job.metrics()) < 200
 
@@ -111,18 +116,12 @@ def test_cancel_works_when_the_launching_process_ignores_sigint(tmp_path):
     """Jupyter started from a shell without job control (`jupyter lab &` in a script, nohup, a
     backgrounded CI run) passes SIGINT *ignored* to every child; the local task must still stop."""
     import signal
-    import time
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         job = fake(tmp_path, "ignored", steps=200, sleep_s=0.1)
     finally:
         signal.signal(signal.SIGINT, old)
-    t0 = time.time()
-    while not job.metrics() and time.time() - t0 < 60:
-        time.sleep(0.1)
-    job.cancel()
-    with pytest.raises(JobFailedError):
-        job.wait(timeout=60)
+    cancel_after_first_step(job)
     assert job.status() == "CANCELLED" and len(job.metrics()) < 200
 
 

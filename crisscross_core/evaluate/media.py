@@ -78,14 +78,10 @@ def resolve_path(rel: str, root: Path) -> Optional[Path]:
     A prepared storage tier's reference ('shards/shard-000001.tar::clip.mp4', 'frames/x.frames::clip',
     data_manifests/README.md) is found when its shard member / frame-store clip is there."""
     from crisscross_core.data.decode import media_exists
-    from crisscross_core.data.frames import is_frame_ref
-    from crisscross_core.data.shards import is_shard_ref
     rel_p = Path(rel)
     cands = [rel_p] if rel_p.is_absolute() else [root / rel_p, root / "audio" / rel_p, root / "video" / rel_p]
-    if is_shard_ref(rel) or is_frame_ref(rel):
-        return next((c for c in cands if media_exists(str(c))), None)
     for c in cands:
-        if c.is_file():
+        if media_exists(str(c)):              # a file, a shard member or a frame-store clip
             return c
     for c in cands:
         if c.parent.is_dir():
