@@ -130,6 +130,19 @@ def run_stripe(tasks_file: str, _overrides=None, target: str = "crisscross_core.
 
 # ----------------------------------------------------------------------------- the handle
 
+PROPORTIONS = ("knn_video", "knn_audio", "r1_a2v", "r1_v2a")   # readouts that are a fraction of clips
+
+
+def sampling_error(metric: str, a: dict, b: dict) -> Optional[float]:
+    """Binomial standard error of the difference of two summary rows' means of a proportion readout,
+    sqrt(p_a(1-p_a)/n_a + p_b(1-p_b)/n_b) over their held-out clips; None for other metrics or when the
+    clip counts are unknown. (Both are read out on the same clips, which makes the true error of the
+    difference smaller when the two models err on the same clips: this one errs on the safe side.)"""
+    if metric not in PROPORTIONS or not a.get("n_items") or not b.get("n_items"):
+        return None
+    return sum(r["mean"] * (1 - r["mean"]) / r["n_items"] for r in (a, b)) ** 0.5
+
+
 class Sweep:
     """All runs of a sweep: `status()`, `table()`, `errors()`, `wait()`, `summary()`, `plot()`."""
 
@@ -228,23 +241,29 @@ class Sweep:
 
     def summary(self, metric: str, by: Sequence[str]) -> list[dict]:
         """Settings (the `by` keys) ranked by the mean of `metric` over their completed runs (e.g. over
-        seeds): [{setting..., "mean", "std", "n", "runs"}], best first."""
+        seeds): [{setting..., "mean", "std", "n", "n_items"}], best first. n_items: the fewest held-out
+        clips any of the setting's readouts was computed on (None when the readouts do not say)."""
         groups: dict = {}
         for row in self.rows():
             if row["state"] != "COMPLETED" or metric not in row:
                 continue
             key = tuple(row.get(k, "") for k in by)
-            groups.setdefault(key, []).append(row[metric])
+            groups.setdefault(key, []).append((row[metric], row.get("n_items")))
         out = []
-        for key, vals in groups.items():
+        for key, pairs in groups.items():
+            vals = [v for v, _ in pairs]
             n = len(vals)
             mean = sum(vals) / n
             std = (sum((v - mean) ** 2 for v in vals) / (n - 1)) ** 0.5 if n > 1 else None
-            out.append({**dict(zip(by, key)), "mean": mean, "std": std, "n": n})
+            items = [int(i) for _, i in pairs if i]
+            out.append({**dict(zip(by, key)), "mean": mean, "std": std, "n": n,
+                        "n_items": min(items) if len(items) == n else None})
         return sorted(out, key=lambda r: -r["mean"])
 
     def verdict(self, metric: str, by: Sequence[str]) -> str:
-        """One sentence: which setting won on `metric`, by how much, with the spread (over seeds)."""
+        """One sentence: which setting won on `metric`, by how much, with the spread (over seeds). With
+        one seed per setting there is no spread; for a readout that is a fraction of held-out clips
+        (kNN top-1, R@1) the sentence then gives the difference's binomial standard error instead."""
         ranked = self.summary(metric, by)
         if not ranked:
             return f"no completed run reports {metric!r} yet"
@@ -255,19 +274,30 @@ class Sweep:
         best, second = ranked[0], ranked[1]
         if best["mean"] == second["mean"]:
             return f"no winner on {metric}: {fmt(best)} ties with {fmt(second)}"
+        gap = best["mean"] - second["mean"]
+        head = f"best {metric}: {fmt(best)}; ahead of {fmt(second)} by {gap:.4f}"
         spread = max((r["std"] or 0.0) for r in ranked[:2])
-        clear = "more than" if best["mean"] - second["mean"] > 2 * spread > 0 else "within"
-        return (f"best {metric}: {fmt(best)}; ahead of {fmt(second)} by {best['mean'] - second['mean']:.4f}, "
-                f"{clear} two standard deviations over seeds" if spread else
-                f"best {metric}: {fmt(best)}; ahead of {fmt(second)} by {best['mean'] - second['mean']:.4f} "
-                "(one seed each: no spread to compare with)")
+        if spread:
+            clear = "more than" if gap > 2 * spread else "within"
+            return f"{head}, {clear} two standard deviations over seeds"
+        se = sampling_error(metric, best, second)
+        if se is None:
+            return f"{head} (one seed each: no spread to compare with)"
+        clear = "more than" if gap > 2 * se else "within"
+        return (f"{head} (one seed each: no spread over seeds; {clear} two binomial standard errors of the "
+                f"difference, {se:.4f}, over {min(best['n_items'], second['n_items'])} held-out clips)")
 
-    def plot(self, metric: str, x: str, hue: Optional[str] = None, title: str = "",
-             chance: Optional[float] = None):
+    def plot(self, metric: str | Sequence[str], x: str, hue: Optional[str] = None, title: str = "",
+             chance: Optional[float | dict] = None):
         """Bars of `metric` per value of `x`, grouped by `hue`, error bars = std over seeds; `chance`
-        (the metric's chance level) as a dashed line."""
+        (the metric's chance level) as a dashed line. Several metrics: one panel each, side by side,
+        `chance` then a {metric: level} dict."""
         from .viz.sweep_figure import sweep_figure
-        return sweep_figure(self.summary(metric, [x] + ([hue] if hue else [])), metric, x, hue, title, chance)
+        metrics = [metric] if isinstance(metric, str) else list(metric)
+        levels = chance if isinstance(chance, dict) else {m: chance for m in metrics}
+        panels = [(self.summary(m, [x] + ([hue] if hue else [])), m, levels.get(m)) for m in metrics]
+        order = [o.partition("=")[2] for r in self.runs for o in r["overrides"] if o.partition("=")[0] == x]
+        return sweep_figure(panels, x, hue, title, order=list(dict.fromkeys(order)))   # as the grid lists them
 
     def __repr__(self) -> str:
         counts: dict = {}

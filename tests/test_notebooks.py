@@ -168,6 +168,11 @@ def test_notebook_executes_in_small_mode(name, nb_workdir, monkeypatch):
         assert list((nb_workdir / "nb_small").glob("vid_crisscross_*.pth.tar"))
     if name == "05_downstream_tables":
         assert list((nb_workdir / "results").glob("*.json"))
+    if name == "06_ablations":                    # a verdict per readout, each with its chance level
+        text = "".join(o["data"]["text/markdown"] for o in _outputs(nb, "text/markdown"))
+        for metric in ("knn_video", "knn_audio"):
+            assert f"best {metric}" in text or f"no winner on {metric}" in text, text
+        assert text.count("chance is") == 2 and "held-out clips" in text
     print(f"{name}: {TIMINGS[name]} s")
 
 

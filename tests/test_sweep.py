@@ -54,11 +54,11 @@ def test_local_sweep_shows_failures_and_resubmits_only_them(tmp_path, demo_manif
     assert len(rows) == 3 and all(r["state"] == "COMPLETED" and r["step"] == 2 for r in rows)
 
 
-def _fake_run(root: Path, name: str, overrides: list, metric: float) -> dict:
+def _fake_run(root: Path, name: str, overrides: list, metric: float, **readout) -> dict:
     d = root / name
     d.mkdir(parents=True)
     (d / "sweep_task.json").write_text(json.dumps({"state": "COMPLETED", "time": 1, "started": 0, "ended": 5,
-                                                   "readout": {"knn_video": metric}}))
+                                                   "readout": {"knn_video": metric, **readout}}))
     (d / "metrics.jsonl").write_text(json.dumps({"kind": "step", "step": 10, "loss": -0.5}) + "\n")
     return {"name": name, "overrides": overrides, "run_dir": str(d)}
 
@@ -82,6 +82,35 @@ def test_summary_verdict_and_figure_rank_settings_over_seeds(tmp_path):
     assert list(line.get_ydata()) == pytest.approx([1 / 12] * 2) and "chance" in line.get_label()
 
 
+def test_one_seed_verdict_weighs_the_difference_against_the_readouts_sampling_error(tmp_path):
+    """With one seed there is no spread: a kNN difference is then compared with its binomial standard
+    error over the held-out clips, so 0.05 on 200 clips is not announced as a clear win."""
+    def verdict(a, b, n):
+        root = tmp_path / f"{a}-{b}-{n}"
+        runs = [_fake_run(root, rel, [f"data.relation={rel}"], v, n_items=n, knn_audio=v / 2)
+                for rel, v in [("overlapped", a), ("far_apart", b)]]
+        return Sweep(root, {"runs": runs}).verdict("knn_video", ["data.relation"])
+    close = verdict(0.20, 0.15, 200)             # s.e. = sqrt(.2*.8/200 + .15*.85/200) = 0.0379
+    assert "within two binomial standard errors of the difference, 0.0379, over 200 held-out clips" in close
+    far = verdict(0.60, 0.30, 200)               # s.e. = sqrt(.6*.4/200 + .3*.7/200) = 0.0474
+    assert "more than two binomial standard errors" in far and "0.0474" in far
+    runs = [_fake_run(tmp_path / "gap", rel, [f"data.relation={rel}"], v, sync_gap=v)
+            for rel, v in [("overlapped", 0.2), ("far_apart", 0.1)]]
+    assert "no spread to compare with" in Sweep(tmp_path / "gap", {"runs": runs}).verdict("sync_gap", ["data.relation"])
+
+
+def test_figure_draws_one_panel_per_readout_with_its_chance(tmp_path):
+    runs = [_fake_run(tmp_path, f"{rel}{a}", [f"data.relation={rel}", f"loss.asynchronous={a}"], v, knn_audio=2 * v)
+            for rel, a, v in [("overlapped", "true", 0.3), ("overlapped", "false", 0.2), ("far_apart", "true", 0.1),
+                              ("far_apart", "false", 0.1)]]
+    fig = Sweep(tmp_path, {"runs": runs}).plot(["knn_video", "knn_audio"], x="data.relation",
+                                                hue="loss.asynchronous", chance={"knn_video": 0.25, "knn_audio": 0.5})
+    assert [ax.get_title() for ax in fig.axes] == ["knn_video", "knn_audio"]
+    for ax, scale, level in zip(fig.axes, (1, 2), (0.25, 0.5)):
+        assert sorted(round(p.get_height(), 3) for p in ax.patches) == [round(scale * v, 3) for v in (0.1, 0.1, 0.2, 0.3)]
+        assert list(ax.lines[-1].get_ydata()) == pytest.approx([level] * 2)
+
+
 def test_cli_sweep_runs_a_grid_and_prints_the_verdict(tmp_path, demo_manifest, capsys):
     from crisscross_core.cli import main
     sets = [f"--set=data.manifest={demo_manifest}", "--set=optim.batch_size=8", "--set=data.num_workers=0",
@@ -95,3 +124,15 @@ def test_cli_sweep_runs_a_grid_and_prints_the_verdict(tmp_path, demo_manifest, c
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("COMPLETED") == 2 and "sync_gap" in out and "asynchronous=" in out
+
+
+@pytest.mark.parametrize("n_runs, cores, avail_gb, expected", [
+    (8, 2, 23.0, 2),        # the project's 2-core box: one run per core
+    (8, 16, 9.0, 4),        # many cores, little memory: memory caps it (2 GB per run)
+    (3, 16, 100.0, 3),      # never more than there are runs
+    (8, 1, 0.5, 1),         # always at least one
+])
+def test_local_sweeps_run_one_per_core_within_memory(n_runs, cores, avail_gb, expected):
+    from crisscross_core.viz.notebook import local_parallelism
+    n, why = local_parallelism(n_runs, cores=cores, avail_gb=avail_gb)
+    assert n == expected and f"{cores} cores" in why and f"{avail_gb:.0f} GB available" in why

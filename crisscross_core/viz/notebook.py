@@ -100,6 +100,25 @@ def pick_pairing_source(manifest: str | Path | None = None, demo_manifest: Optio
 
 # ----------------------------------------------------------------------------- clusters
 
+def local_parallelism(n_runs: int, gb_per_run: float = 2.0, cores: Optional[int] = None,
+                      avail_gb: Optional[float] = None) -> tuple[int, str]:
+    """(runs at once, why) for runs of one torch thread and no data worker each on this machine: one
+    per core this process may use, no more than the available memory holds at `gb_per_run` (a
+    `tiny_cpu` run peaks at ~1 GB resident), no more than there are runs. cores / avail_gb: this
+    machine's when None (/proc/meminfo's MemAvailable; elsewhere the cores decide)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if avail_gb is None:
+        try:
+            with open("/proc/meminfo") as f:
+                avail_gb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable")) / 2 ** 20
+        except (OSError, StopIteration, ValueError):
+            avail_gb = float("inf")
+    n = max(1, min(cores, int(avail_gb // gb_per_run) if avail_gb != float("inf") else cores, n_runs))
+    mem = f"{avail_gb:.0f} GB available" if avail_gb != float("inf") else "memory not known"
+    return n, f"{n} at once, one core each: {cores} cores, {mem}, {gb_per_run:g} GB per run"
+
+
 def pick_cluster(profile: str = "auto", loopback: str = "loopback", timeout: float = 5.0) -> tuple[str, str]:
     """(cluster for launch.submit, why). "auto": the `loopback` Slurm profile when `sbatch` is on PATH
     and `sinfo` answers with that profile's environment (SLURM_CONF), else "local" (submitit's

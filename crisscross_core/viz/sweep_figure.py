@@ -1,30 +1,50 @@
-"""The comparison figure of a sweep: one bar per setting, grouped, error bars = std over seeds.
+"""The comparison figure of a sweep: one bar per setting, grouped, error bars = std over seeds; one
+panel per readout.
 
-    fig = sweep_figure(sweep.summary("knn_video", ["data.relation", "loss.asynchronous"]),
-                       "knn_video", "data.relation", "loss.asynchronous")
+    fig = sweep_figure([(sweep.summary("knn_video", ["data.relation", "loss.asynchronous"]), "knn_video", 1 / 12)],
+                       "data.relation", "loss.asynchronous")
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 
-def sweep_figure(summary: Sequence[dict], metric: str, x: str, hue: Optional[str] = None, title: str = "",
-                 chance: Optional[float] = None):
-    """Bars of summary rows ({x, hue, mean, std, n}); the value of each bar is printed on it. `chance`:
-    the metric's chance level (e.g. 1/classes for kNN top-1), drawn as a dashed line so that a bar at
-    chance is not read as a result."""
+def sweep_figure(panels: Sequence[tuple], x: str, hue: Optional[str] = None, title: str = "",
+                 order: Optional[Sequence[str]] = None):
+    """panels: [(summary rows ({x, hue, mean, std, n}), metric, chance or None)], drawn side by side
+    with a shared legend; the value of each bar is printed on it. chance: the metric's chance level
+    (e.g. 1/classes for kNN top-1), a dashed line so that a bar at chance is not read as a result.
+    order: the x values left to right (default: sorted); error bars only where a std exists (n > 1)."""
     from matplotlib.figure import Figure
-    xs = sorted({str(r[x]) for r in summary})
-    hues = sorted({str(r[hue]) for r in summary}) if hue else [""]
-    fig = Figure(figsize=(max(5.0, 1.2 * len(xs) * max(1, len(hues)) + 1.5), 3.8), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
+    present = {str(r[x]) for summary, _, _ in panels for r in summary}
+    xs = [v for v in map(str, order or []) if v in present] + sorted(present - set(map(str, order or [])))
+    hues = sorted({str(r[hue]) for summary, _, _ in panels for r in summary}) if hue else [""]
+    per_panel = max(4.0, 0.6 * len(xs) * max(1, len(hues)) + 1.0)
+    fig = Figure(figsize=(per_panel * len(panels) + 1.5, 3.8), dpi=100)
+    for i, (summary, metric, chance) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        _bars(ax, summary, metric, x, hue, xs, hues, chance)
+        if len(panels) > 1:
+            ax.set_title(metric, fontsize=10)
+        else:
+            ax.set_title(title or f"{metric} by {x}" + (f" and {hue}" if hue else ""))
+    if len(panels) > 1 and title:
+        fig.suptitle(title, fontsize=10)
+    last = fig.axes[-1]
+    if hue or any(c is not None for _, _, c in panels):
+        last.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _bars(ax, summary, metric: str, x: str, hue: Optional[str], xs: list, hues: list, chance) -> None:
     width = 0.8 / len(hues)
     for j, h in enumerate(hues):
         rows = {str(r[x]): r for r in summary if not hue or str(r[hue]) == h}
         pos = [i + (j - (len(hues) - 1) / 2) * width for i in range(len(xs))]
         means = [rows[v]["mean"] if v in rows else float("nan") for v in xs]
         errs = [rows[v]["std"] or 0.0 if v in rows else 0.0 for v in xs]
-        bars = ax.bar(pos, means, width * 0.92, yerr=errs, capsize=3,
+        bars = ax.bar(pos, means, width * 0.92, yerr=errs if any(errs) else None, capsize=3, color=f"C{j}",
                       label=f"{hue.split('.')[-1]}={h}" if hue else None)
         for b, v in zip(bars, xs):
             if v in rows:
@@ -38,10 +58,5 @@ def sweep_figure(summary: Sequence[dict], metric: str, x: str, hue: Optional[str
     ax.set_xticklabels(xs, rotation=15)
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} by {x}" + (f" and {hue}" if hue else ""))
     ax.margins(y=0.25)
-    if hue or chance is not None:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
