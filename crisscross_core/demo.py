@@ -32,6 +32,7 @@ from torch import nn
 from .checkpoint import load_run_model
 from .config import Config, load_config
 from .data.synthetic import NUM_CLASSES, make_demo_dataset
+from .distributed import usable_cores
 from .models.crisscross import CrissCross
 
 DEMO_CLIPS = {"n_train": 800, "n_test": 200}
@@ -79,7 +80,7 @@ def environment() -> dict:
     return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
             "blas_threads": sorted({i["num_threads"] for i in threadpool_info()}),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
-            "cores": len(__import__("os").sched_getaffinity(0)), "python": platform.python_version(),
+            "cores": usable_cores(), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
             "av": av.__version__}
 

@@ -30,6 +30,12 @@ class DistInfo:
         return self.world_size > 1
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (what Slurm's cgroup or taskset leave it), else
+    the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def setup(device: str = "auto") -> DistInfo:
     """Join the process group described by the environment (if any) and pick the device."""
     rank = int(os.environ.get("RANK", 0))

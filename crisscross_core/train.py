@@ -277,7 +277,7 @@ def _cpu_threads(cfg: Config, info: D.DistInfo) -> None:
     if n <= 0:
         if os.environ.get("OMP_NUM_THREADS"):
             return  # the user (or launcher) decided
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = D.usable_cores()
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # ranks sharing this machine
         n = max(1, cores // max(1, local_ranks) - cfg.data.num_workers)
     torch.set_num_threads(n)

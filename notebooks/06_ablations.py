@@ -42,8 +42,6 @@ SWEEP_DIR = ""             # "" = <work dir>/ablations (re-use it to resume)
 SMALL = None               # None = from $CRISSCROSS_NB_SMALL (CI's tiny mode)
 
 # %%
-import os
-
 from IPython.display import Image, Markdown, display
 
 from crisscross_core.launch import sweep

@@ -11,6 +11,7 @@ the widgets the notebooks show are in viz/pairings.py, viz/embeddings.py and viz
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -107,15 +108,17 @@ def local_parallelism(n_runs: int, gb_per_run: float = 2.0, cores: Optional[int]
     `tiny_cpu` run peaks at ~1 GB resident), no more than there are runs. cores / avail_gb: this
     machine's when None (/proc/meminfo's MemAvailable; elsewhere the cores decide)."""
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from crisscross_core.distributed import usable_cores
+        cores = usable_cores()
     if avail_gb is None:
         try:
             with open("/proc/meminfo") as f:
                 avail_gb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable")) / 2 ** 20
         except (OSError, StopIteration, ValueError):
-            avail_gb = float("inf")
-    n = max(1, min(cores, int(avail_gb // gb_per_run) if avail_gb != float("inf") else cores, n_runs))
-    mem = f"{avail_gb:.0f} GB available" if avail_gb != float("inf") else "memory not known"
+            avail_gb = math.inf
+    by_memory = cores if math.isinf(avail_gb) else int(avail_gb // gb_per_run)
+    n = max(1, min(cores, by_memory, n_runs))
+    mem = "memory not known" if math.isinf(avail_gb) else f"{avail_gb:.0f} GB available"
     return n, f"{n} at once, one core each: {cores} cores, {mem}, {gb_per_run:g} GB per run"
 
 

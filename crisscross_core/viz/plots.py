@@ -119,9 +119,9 @@ def grouped_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, c
     """Bars per group (e.g. {"video probe": {"random init": .2, "pretrained": .6}}) of fractions in [0, 1],
     shown in % with one decimal (as the README and reports speak: 0.005 is "0.5", 0.995 is "99.5")."""
     plt = _plt()
-    k = 100.0 if percent else 1.0
-    groups = {g: {s: v * k for s, v in d.items()} for g, d in groups.items()}
-    chance = None if chance is None else chance * k
+    scale = 100.0 if percent else 1.0
+    groups = {g: {s: v * scale for s, v in d.items()} for g, d in groups.items()}
+    chance = None if chance is None else chance * scale
     ylabel = f"{ylabel} (%)" if percent else ylabel
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     names = list(groups)

@@ -17,7 +17,8 @@ def sweep_figure(panels: Sequence[tuple], x: str, hue: Optional[str] = None, tit
     order: the x values left to right (default: sorted); error bars only where a std exists (n > 1)."""
     from matplotlib.figure import Figure
     present = {str(r[x]) for summary, _, _ in panels for r in summary}
-    xs = [v for v in map(str, order or []) if v in present] + sorted(present - set(map(str, order or [])))
+    order = [str(v) for v in order or []]
+    xs = [v for v in order if v in present] + sorted(present - set(order))
     hues = sorted({str(r[hue]) for summary, _, _ in panels for r in summary}) if hue else [""]
     per_panel = max(4.0, 0.6 * len(xs) * max(1, len(hues)) + 1.0)
     fig = Figure(figsize=(per_panel * len(panels) + 1.5, 3.8), dpi=100)
