@@ -131,6 +131,7 @@ def run_stripe(tasks_file: str, _overrides=None, target: str = "crisscross_core.
 # ----------------------------------------------------------------------------- the handle
 
 PROPORTIONS = ("knn_video", "knn_audio", "r1_a2v", "r1_v2a")   # readouts that are a fraction of clips
+READOUTS = PROPORTIONS + ("sync_cos", "async_cos", "sync_gap")    # what online_eval records, to rank by
 
 
 def sampling_error(metric: str, a: dict, b: dict) -> Optional[float]:
@@ -242,9 +243,13 @@ class Sweep:
     def summary(self, metric: str, by: Sequence[str]) -> list[dict]:
         """Settings (the `by` keys) ranked by the mean of `metric` over their completed runs (e.g. over
         seeds): [{setting..., "mean", "std", "n", "n_items"}], best first. n_items: the fewest held-out
-        clips any of the setting's readouts was computed on (None when the readouts do not say)."""
+        clips any of the setting's readouts was computed on (None when the readouts do not say).
+        A `by` key no run sweeps, or a metric no completed run reports, is a ConfigError naming it
+        (grouping by a misspelt key would pool every run into one "setting")."""
+        rows = self.rows()
+        self._check_names(metric, by, rows)
         groups: dict = {}
-        for row in self.rows():
+        for row in rows:
             if row["state"] != "COMPLETED" or metric not in row:
                 continue
             key = tuple(row.get(k, "") for k in by)
@@ -259,6 +264,22 @@ class Sweep:
             out.append({**dict(zip(by, key)), "mean": mean, "std": std, "n": n,
                         "n_items": min(items) if len(items) == n else None})
         return sorted(out, key=lambda r: -r["mean"])
+
+    def swept(self) -> list[str]:
+        """The keys the runs' own overrides set (grid keys and train.seed), in the grid's order."""
+        return list(dict.fromkeys(o.partition("=")[0] for r in self.runs for o in r["overrides"]))
+
+    def _check_names(self, metric: str, by: Sequence[str], rows: list[dict]) -> None:
+        swept = self.swept()
+        for k in by:
+            if k not in swept:
+                raise ConfigError(f"sweep {self.dir.name}: {k!r} is not a swept key; swept: {', '.join(swept) or 'none'}")
+        done = [r for r in rows if r["state"] == "COMPLETED"]
+        if done and not any(metric in r for r in done):
+            fixed = set(swept) | {"run", "state", "step", "error", "wall_s"}
+            have = sorted({k for r in done for k, v in r.items() if k not in fixed and isinstance(v, (int, float))})
+            raise ConfigError(f"sweep {self.dir.name}: no completed run reports {metric!r}; they report: "
+                              f"{', '.join(have)}")
 
     def verdict(self, metric: str, by: Sequence[str]) -> str:
         """One sentence: which setting won on `metric`, by how much, with the spread (over seeds). With
@@ -279,7 +300,9 @@ class Sweep:
         spread = max((r["std"] or 0.0) for r in ranked[:2])
         if spread:
             clear = "more than" if gap > 2 * spread else "within"
-            return f"{head}, {clear} two standard deviations over seeds"
+            pooled = [k for k in self.swept() if k not in by]     # what the runs of one setting differ in
+            over = "seeds" if pooled == ["train.seed"] else f"the runs pooled across {', '.join(pooled)}"
+            return f"{head}, {clear} two standard deviations over {over}"
         se = sampling_error(metric, best, second)
         if se is None:
             return f"{head} (one seed each: no spread to compare with)"
@@ -462,7 +485,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-parallel", type=int, default=4, help="runs at once (Slurm array parallelism)")
     parser.add_argument("--time", type=int, default=None, dest="time_min", help="minutes per run")
     parser.add_argument("--sweep-dir", default=None, help="where the runs go (re-use it to resume the sweep)")
-    parser.add_argument("--metric", default="knn_video", help="readout ranked in the printed verdict")
+    parser.add_argument("--metric", default="knn_video", choices=READOUTS,
+                        help="readout ranked in the printed verdict")
     parser.add_argument("--wait", action="store_true", help="block until every run has ended, then print the table")
 
 

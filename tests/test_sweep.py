@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("submitit")
 
 from crisscross_core.config import ConfigError  # noqa: E402
-from crisscross_core.sweep import Sweep, attach_sweep, expand, run_name, sweep  # noqa: E402
+from crisscross_core.sweep import READOUTS, Sweep, attach_sweep, expand, run_name, sweep  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 FAKE = "launch_helpers:fake_train"
@@ -124,6 +124,27 @@ def test_cli_sweep_runs_a_grid_and_prints_the_verdict(tmp_path, demo_manifest, c
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("COMPLETED") == 2 and "sync_gap" in out and "asynchronous=" in out
+    readout = json.loads(next((tmp_path / "s").glob("*/sweep_task.json")).read_text())["readout"]
+    assert set(READOUTS) <= set(readout)                  # --metric's choices are what runs record
+    with pytest.raises(SystemExit) as e:                  # a misspelt readout: refused before any work
+        main(["sweep", "-c", "tiny_cpu", "--grid", "loss.asynchronous=true", *sets, "--metric", "knn_vido",
+              "--sweep-dir", str(tmp_path / "typo")])
+    assert e.value.code == 2 and "knn_vido" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+
+
+def test_misspelt_key_or_readout_is_named_not_pooled(tmp_path):
+    """Grouping by a key no run sweeps would pool every run into one "setting"; ranking by a readout no
+    run reports would say nothing. Both are errors naming the word and what there is instead."""
+    runs = [_fake_run(tmp_path, f"{rel}{a}", [f"data.relation={rel}", f"loss.asynchronous={a}"], v)
+            for rel, a, v in [("overlapped", "true", 0.3), ("overlapped", "false", 0.2), ("far_apart", "true", 0.1),
+                              ("far_apart", "false", 0.1)]]
+    s = Sweep(tmp_path, {"runs": runs})
+    with pytest.raises(ConfigError, match=r"'data.relaton' is not a swept key; swept: data.relation, loss.asynchronous"):
+        s.verdict("knn_video", ["data.relaton"])
+    with pytest.raises(ConfigError, match=r"no completed run reports 'knn_vido'; they report: .*knn_video"):
+        s.summary("knn_vido", ["data.relation"])
+    v = s.verdict("knn_video", ["data.relation"])          # std over the loss groups, not over seeds
+    assert "over the runs pooled across loss.asynchronous" in v and "seeds" not in v
 
 
 @pytest.mark.parametrize("n_runs, cores, avail_gb, expected", [
