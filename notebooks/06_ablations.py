@@ -20,8 +20,8 @@
 # Running this cell again re-attaches: finished and running runs are left alone, missing or
 # failed ones are submitted again (each resumes from its own checkpoint). On a laptop or CPU box the
 # runs go side by side, one core each (one torch thread, data read in the training process): on the
-# project's 2-core CPU machine that is 1.6x the throughput of one run at a time on both cores (with
-# bit-identical readouts), and the default setting (8 runs of 100 steps) took 13 minutes in all,
+# project's 2-core CPU machine that is 1.5-1.6x the throughput of one run at a time on both cores (with
+# bit-identical readouts), and the default setting (8 runs of 100 steps) took 13-14 minutes in all,
 # building the demo data included (idle machine, 2026-12-02). 100 steps is where the relations have
 # separated on the audio readout; the video readout and the asynchronous terms need longer
 # (`STEPS = 150`: about 20 minutes there). One seed on a laptop: read the ranking as a smoke test of
